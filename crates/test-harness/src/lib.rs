@@ -1,0 +1,22 @@
+//! Test support. Tests talk to the real servers the test command starts (Postgres, Redis,
+//! tansu, SecantusDB) and isolate themselves: each gets its own database, Redis key prefix,
+//! Kafka topic prefix and Mongo database, so tests run in parallel without seeing each other.
+//!
+//! Where the servers are comes from `TEST_DATABASE_URL` (an admin URL), `TEST_REDIS_URL`,
+//! `TEST_KAFKA_BROKERS` and `TEST_MONGODB_URI`, with the test command's defaults.
+#![allow(clippy::unwrap_used)] // test support: a failed setup should fail the test loudly
+
+mod env;
+pub mod platform;
+mod process;
+
+pub use env::{TestEnv, closed_port, unique_suffix};
+pub use process::ServiceProcess;
+
+/// A reqwest client for tests, with a timeout so a hang fails instead of stalling CI.
+pub fn http_client() -> reqwest::Client {
+    reqwest::Client::builder()
+        .timeout(std::time::Duration::from_secs(30))
+        .build()
+        .unwrap()
+}

@@ -1,0 +1,235 @@
+//! The endpoints every service serves the same way, checked the way a user sees them.
+
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::http_client;
+
+/// Polls `/health/ready` until it answers 200 (dependencies can take a moment to connect).
+pub async fn wait_ready(base: &str) {
+    let client = http_client();
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let res = client
+            .get(format!("{base}/health/ready"))
+            .send()
+            .await
+            .unwrap();
+        let status = res.status().as_u16();
+        let body = res.text().await.unwrap_or_default();
+        if status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{base} never became ready; last answer {status}: {body}"
+        );
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+}
+
+/// Live, ready, metrics, OpenAPI, Swagger UI, JSON 404 and JSON 405.
+pub async fn check_platform_endpoints(base: &str, service: &str) {
+    let client = http_client();
+
+    let live = client
+        .get(format!("{base}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(live.status(), 200);
+
+    wait_ready(base).await;
+    let ready: Value = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready", "{ready}");
+
+    let missing = client
+        .get(format!("{base}/no/such/route"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(missing.status(), 404);
+    assert_json_error(missing, "not_found").await;
+
+    let wrong_method = client
+        .delete(format!("{base}/health/live"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(wrong_method.status(), 405);
+    assert_json_error(wrong_method, "method_not_allowed").await;
+
+    let doc: Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert!(
+        doc["openapi"].as_str().unwrap().starts_with("3.1"),
+        "OpenAPI 3.1 expected, got {}",
+        doc["openapi"]
+    );
+    assert_eq!(doc["info"]["title"], format!("dailyfeed {service}"));
+    assert!(
+        doc["paths"]["/health/ready"].is_object(),
+        "{}",
+        doc["paths"]
+    );
+
+    let swagger = client
+        .get(format!("{base}/swagger-ui/"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(swagger.status(), 200);
+    assert!(swagger.text().await.unwrap().contains("swagger"));
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"http_requests_total{method="GET",route="/health/live",status="200"}"#),
+        "request counter missing:\n{metrics}"
+    );
+    assert!(
+        metrics.contains("http_request_duration_seconds_bucket"),
+        "latency histogram missing:\n{metrics}"
+    );
+    assert!(
+        metrics.contains(r#"route="unmatched",status="404""#),
+        "404s must be counted under one bounded label:\n{metrics}"
+    );
+}
+
+/// `/health/ready` answers 503 and names `dependency` as failing.
+pub async fn assert_not_ready_naming(base: &str, dependency: &str) {
+    let client = http_client();
+    let res = client
+        .get(format!("{base}/health/ready"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 503);
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], "dependency_unavailable", "{body}");
+    let failing: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(failing, vec![dependency], "{body}");
+    assert!(body["message"].as_str().unwrap().contains(dependency));
+}
+
+/// The answer is the shared JSON error body with `code`.
+pub async fn assert_json_error(res: reqwest::Response, code: &str) -> Value {
+    let content_type = res
+        .headers()
+        .get("content-type")
+        .map(|v| v.to_str().unwrap().to_owned())
+        .unwrap_or_default();
+    assert!(
+        content_type.starts_with("application/json"),
+        "error answers must be JSON, got `{content_type}`"
+    );
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(body["code"], code, "{body}");
+    assert!(
+        body["message"].as_str().is_some_and(|m| !m.is_empty()),
+        "{body}"
+    );
+    assert!(body["fields"].is_array(), "{body}");
+    body
+}
+
+/// The platform tests every service runs: endpoints, readiness naming each dependency that
+/// is down, a malformed variable stopping startup, and a clean exit on SIGTERM.
+///
+/// `env` builds a fresh [`crate::TestEnv`] with the service's dependencies; each entry of
+/// `dependencies` is `(name in readiness, variable, URL template with {port})`, pointed at a
+/// closed port to take that dependency away.
+#[macro_export]
+macro_rules! platform_tests {
+    (
+        service: $krate:ident,
+        env: $env:expr,
+        dependencies: [$(($dep:literal, $var:literal, $template:literal)),* $(,)?] $(,)?
+    ) => {
+        #[tokio::test]
+        async fn serves_live_ready_metrics_openapi_and_json_errors() {
+            let env = ($env)().await;
+            let config = $krate::Config::from_env(env.vars()).expect("config");
+            let app = $krate::start(config).await.expect("start");
+            $crate::platform::check_platform_endpoints(&app.base_url(), $krate::SERVICE.as_str())
+                .await;
+            app.stop().await;
+        }
+
+        #[tokio::test]
+        async fn ready_is_503_naming_the_dependency_that_is_down() {
+            for (dependency, var, template) in [$(($dep, $var, $template)),*] {
+                let port = $crate::closed_port().to_string();
+                let env = ($env)().await.set(var, template.replace("{port}", &port));
+                let config = $krate::Config::from_env(env.vars()).expect("config");
+                let app = $krate::start(config).await.expect("start while a dependency is down");
+                let live = $crate::http_client()
+                    .get(format!("{}/health/live", app.base_url()))
+                    .send()
+                    .await
+                    .expect("live");
+                assert_eq!(live.status(), 200, "live must not depend on {dependency}");
+                $crate::platform::assert_not_ready_naming(&app.base_url(), dependency).await;
+                app.stop().await;
+            }
+        }
+
+        #[tokio::test]
+        async fn a_malformed_variable_stops_startup_naming_it() {
+            let env = ($env)().await.set("SERVER_PORT", "not-a-port");
+            let (code, stderr) = $crate::ServiceProcess::fail_to_start(
+                env!(concat!("CARGO_BIN_EXE_", stringify!($krate))),
+                env.vars(),
+            )
+            .await;
+            assert_eq!(code, 2, "{stderr}");
+            assert!(stderr.contains("SERVER_PORT"), "{stderr}");
+        }
+
+        #[tokio::test]
+        async fn the_binary_exits_0_within_10s_of_sigterm() {
+            let env = ($env)().await;
+            let process = $crate::ServiceProcess::start(
+                env!(concat!("CARGO_BIN_EXE_", stringify!($krate))),
+                env.vars(),
+            )
+            .await;
+            let live = $crate::http_client()
+                .get(format!("{}/health/live", process.base_url))
+                .send()
+                .await
+                .expect("live");
+            assert_eq!(live.status(), 200);
+            let code = process
+                .signal_and_wait("TERM", std::time::Duration::from_secs(10))
+                .await;
+            assert_eq!(code, 0);
+        }
+    };
+}

@@ -1,0 +1,10 @@
+//! The platform endpoints, readiness per dependency, config errors and signals.
+
+test_harness::platform_tests! {
+    service: image,
+    env: || async { test_harness::TestEnv::new().postgres().await.kafka() },
+    dependencies: [
+        ("postgres", "DATABASE_URL", "postgres://postgres@127.0.0.1:{port}/x"),
+        ("kafka", "KAFKA_BROKERS", "127.0.0.1:{port}"),
+    ],
+}

@@ -1,0 +1,6 @@
+//! The member service binary.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    service_runtime::run_main(member::SERVICE, member::Config::from_env, member::start).await
+}

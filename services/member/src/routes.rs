@@ -1,0 +1,15 @@
+//! member's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
+//! `/swagger-ui/`.
+
+use actix_web::web;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "member", description = "Accounts, tokens, profiles and follows")))]
+struct ApiDoc;
+
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) fn configure(_cfg: &mut web::ServiceConfig) {}

@@ -1,0 +1,21 @@
+//! queue's configuration: the shared env vocabulary (see README "Configuration").
+
+use service_runtime::redis::RedisSettings;
+use service_runtime::{ConfigError, EnvSource, HttpSettings};
+
+use crate::SERVICE;
+
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub http: HttpSettings,
+    pub redis: RedisSettings,
+}
+
+impl Config {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        Ok(Self {
+            http: HttpSettings::from_env(env, SERVICE)?,
+            redis: RedisSettings::from_env(env)?,
+        })
+    }
+}

@@ -1,0 +1,29 @@
+//! timeline: the read side: follow feed, popular, most commented and my feed from a read model built from events, with Redis cache-aside. Owns Postgres `dailyfeed_timeline`.
+
+mod config;
+mod routes;
+
+use service_runtime::kafka::KafkaProbe;
+use service_runtime::postgres::{PostgresProbe, connect_lazy};
+use service_runtime::redis::{RedisProbe, pool};
+use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
+
+pub use config::Config;
+
+pub const SERVICE: ServiceName = ServiceName::Timeline;
+
+/// Connects (lazily) to the service's dependencies and starts serving.
+pub async fn start(config: Config) -> anyhow::Result<RunningService> {
+    let db = connect_lazy(&config.database)?;
+    let redis = pool(&config.redis)?;
+    let readiness = Readiness::default()
+        .with(PostgresProbe(db))
+        .with(RedisProbe(redis))
+        .with(KafkaProbe::new(&config.kafka)?);
+    let service = ServiceBuilder::new(SERVICE, config.http)
+        .readiness(readiness)
+        .openapi(routes::openapi())
+        .start(routes::configure)
+        .await?;
+    Ok(service)
+}

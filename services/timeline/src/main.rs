@@ -1,0 +1,11 @@
+//! The timeline service binary.
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    service_runtime::run_main(
+        timeline::SERVICE,
+        timeline::Config::from_env,
+        timeline::start,
+    )
+    .await
+}

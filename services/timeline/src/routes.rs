@@ -1,0 +1,15 @@
+//! timeline's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
+//! `/swagger-ui/`.
+
+use actix_web::web;
+use utoipa::OpenApi;
+
+#[derive(OpenApi)]
+#[openapi(tags((name = "timeline", description = "Feeds")))]
+struct ApiDoc;
+
+pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
+    ApiDoc::openapi()
+}
+
+pub(crate) fn configure(_cfg: &mut web::ServiceConfig) {}
