@@ -46,19 +46,25 @@ wait_port() { # host port seconds name [logfile]
   die "$4 did not open $1:$2 within $3 s"
 }
 
-# Starts a background process with its log, remembers its pid for stop_started.
+# Starts a background process with its log, remembers its pid for stop_started. Each runs in
+# its own session, so a terminal Ctrl-C reaches only the script, which then stops them in
+# order (services first, servers last).
 spawn() { # name logfile command...
   local name=$1 logfile=$2
   shift 2
   mkdir -p "$(dirname "$logfile")"
-  "$@" >"$logfile" 2>&1 &
+  setsid "$@" >"$logfile" 2>&1 </dev/null &
   STARTED_PIDS+=("$!")
   log "started $name (pid $!, log $logfile)"
 }
 
 stop_started() {
-  local pid
-  for pid in "${STARTED_PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+  local pid i
+  # Newest first: services stop (and flush to the broker) before the servers they use.
+  for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
+    pid=${STARTED_PIDS[$i]}
+    kill -TERM "$pid" 2>/dev/null || true
+  done
   for pid in "${STARTED_PIDS[@]}"; do
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
@@ -172,8 +178,10 @@ start_tansu() { # dir port [engine: sqlite|memory]
 
 # --- SecantusDB (MongoDB wire protocol) ---------------------------------------------------
 ensure_secantus() {
-  if [ -x "$SECANTUS_VENV/bin/secantusd-py" ] &&
-    "$SECANTUS_VENV/bin/pip" show secantusdb 2>/dev/null | grep -qx "Version: $SECANTUS_VERSION"; then
+  local installed=""
+  [ -x "$SECANTUS_VENV/bin/secantusd-py" ] &&
+    installed=$("$SECANTUS_VENV/bin/pip" show secantusdb 2>/dev/null || true)
+  if grep -qx "Version: $SECANTUS_VERSION" <<<"$installed"; then
     return
   fi
   command -v python3 >/dev/null || apt_install python3 python3-venv
