@@ -10,15 +10,17 @@ and by the stage it names (so a case cannot pass by failing somewhere unrelated)
               memory limits and reservations
   consistency the README's services and ports in the Dockerfile, values.yaml and images.yml;
               the Docker build context (.dockerignore) keeps what the build copies
-  helm        helm lint --strict, then helm template (values.yaml, and values-canary.yaml)
+  helm        helm lint --strict, then helm template (values.yaml; values-canary.yaml; and
+              helm/tests/switches.yaml, which flips the chart's other switches)
   yamllint    the rendered manifests
   kubernetes  kubernetes-validate, strict (unknown fields fail), offline schemas
   istio       round trip through Istio's pydantic models (unknown fields and wrong types
               fail) and Go-duration syntax
   policy      Rego policies in deploy/validate/policy (regopy)
   env         every env name a rendered workload gets is one the code reads
-  checkov     checkov on both renders, the Dockerfile and the image workflow; every failed
-              check fails, except the skips listed in deploy/validate/checkov.yaml
+  checkov     checkov on the default and canary renders, the Dockerfile and the image
+              workflow; every failed check fails, except the skips listed in
+              deploy/validate/checkov.yaml
 
 Environment: HELM (helm binary), CHECKOV (checkov binary; unset skips that stage, reported
 as a failure), KUBE_VERSION (default 1.31.0).
@@ -395,7 +397,7 @@ def stage_checkov(renders: dict[str, str]) -> None:
         if rep.get("summary", {}).get("parsing_errors"):
             problems.append(f"{rep.get('check_type')}: parsing errors")
     missing = {"kubernetes", "dockerfile", "github_actions"} - frameworks
-    if missing and not problems and reports != [{}]:
+    if missing:
         problems.append(f"checkov scanned no {', '.join(sorted(missing))} files")
     if problems:
         raise Rejected("checkov", sorted(set(problems)))
@@ -481,15 +483,17 @@ def main() -> int:
          lambda: check_consistency(env))
 
     base_objs = {}
-    for name, values in (("default", []), ("canary", [CHART / "values-canary.yaml"])):
+    for name, values in (("default", []), ("canary", [CHART / "values-canary.yaml"]),
+                         ("switches", [TESTS / "switches.yaml"])):
         def render(values=values, name=name):
             text = stage_helm(values)
             return text, rendered_stages(text, env, name)
         result = good(f"chart render '{name}': helm lint + template, yamllint, kubernetes, istio, policy, env", render)
         if result:
             renders[name], base_objs[name] = result
-    if len(renders) == 2:
-        good("checkov on both renders, Dockerfile and images workflow", lambda: stage_checkov(renders))
+    if "default" in renders and "canary" in renders:
+        good("checkov on the default and canary renders, Dockerfile and images workflow",
+             lambda: stage_checkov({k: renders[k] for k in ("default", "canary")}))
 
     cases = yaml.safe_load((TESTS / "cases.yaml").read_text())
     for case in cases:
@@ -503,7 +507,10 @@ def main() -> int:
                 if base is None:
                     report.fail(what, ["its base render failed"])
                     continue
-                object_stages(apply_patches(base, case["patch"]), env)
+                objs = apply_patches(base, case["patch"])
+                object_stages(objs, env)
+                if case["expect"] == "checkov":  # slow: only where a case is about it
+                    stage_checkov({case["name"]: yaml.safe_dump_all(objs, sort_keys=False)})
             else:
                 layers = [CHART / "values-canary.yaml"] if case.get("canary") else []
                 text = stage_helm(layers + [TESTS / v for v in case["values"]])
