@@ -22,6 +22,8 @@ pub struct KafkaSettings {
     pub client_id: String,
     /// `TOPIC_ZONE` (default `UTC`): the IANA zone whose calendar dates topics.
     pub topic_zone: TopicZone,
+    /// `KAFKA_DEBUG` (default unset): librdkafka debug contexts, e.g. `cgrp,fetch`.
+    pub debug: Option<String>,
 }
 
 impl KafkaSettings {
@@ -50,6 +52,7 @@ impl KafkaSettings {
             topic_prefix,
             client_id: string_or(env, "KAFKA_CLIENT_ID", &format!("dailyfeed-{service}")),
             topic_zone: parse_or(env, "TOPIC_ZONE", TopicZone::UTC)?,
+            debug: env.get("KAFKA_DEBUG").filter(|v| !v.trim().is_empty()),
         })
     }
 
@@ -59,6 +62,9 @@ impl KafkaSettings {
         config
             .set("bootstrap.servers", &self.brokers)
             .set("client.id", &self.client_id);
+        if let Some(debug) = &self.debug {
+            config.set("debug", debug);
+        }
         config
     }
 }

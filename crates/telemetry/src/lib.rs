@@ -123,6 +123,8 @@ pub fn init(config: &TelemetryConfig) -> Result<TelemetryGuard, TelemetryError> 
             .with_filter(filter(&config.log_filter)?)
             .boxed(),
     };
+    // Install the metrics recorder now, before any library records a metric.
+    prometheus();
     // A second init in the same process (tests) keeps the first subscriber; that's fine.
     let _ = tracing_subscriber::registry()
         .with(otel_layer)

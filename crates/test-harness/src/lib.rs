@@ -6,10 +6,12 @@
 //! `TEST_KAFKA_BROKERS` and `TEST_MONGODB_URI`, with the test command's defaults.
 #![allow(clippy::unwrap_used)] // test support: a failed setup should fail the test loudly
 
+mod broker;
 mod env;
 pub mod platform;
 mod process;
 
+pub use broker::{Engine, TansuBroker};
 pub use env::{TestEnv, closed_port, unique_suffix};
 pub use process::ServiceProcess;
 
