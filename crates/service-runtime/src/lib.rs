@@ -26,4 +26,4 @@ pub mod redis;
 pub use config::{ConfigError, EnvSource, HttpSettings, ProcessEnv, ServiceName};
 pub use error::HttpError;
 pub use health::{Probe, Readiness};
-pub use server::{RunningService, ServiceBuilder, run_main};
+pub use server::{RunningService, ServiceBuilder, run_main, run_main_with_migrations};

@@ -9,7 +9,7 @@ use sea_orm::{DatabaseConnection, SqlxPostgresConnector};
 use secrecy::{ExposeSecret, SecretString};
 use sqlx::postgres::{PgConnectOptions, PgPoolOptions};
 
-use crate::config::{ConfigError, EnvSource, ServiceName, ranged_or, seconds_or};
+use crate::config::{ConfigError, EnvSource, ServiceName, parse_or, ranged_or, seconds_or};
 use crate::health::Probe;
 
 #[derive(Debug, Clone)]
@@ -20,6 +20,10 @@ pub struct PostgresSettings {
     pub max_connections: u32,
     /// `DATABASE_ACQUIRE_TIMEOUT_SECONDS` (default 5): how long a query waits for a connection.
     pub acquire_timeout: Duration,
+    /// `DATABASE_MIGRATE_ON_START` (default false): apply pending migrations at startup
+    /// (development and tests; production runs `<service> migrate` as a separate job with a
+    /// DDL-capable user, while the service's own user may only read and write rows).
+    pub migrate_on_start: bool,
 }
 
 impl PostgresSettings {
@@ -39,6 +43,7 @@ impl PostgresSettings {
             url: SecretString::from(raw),
             max_connections: ranged_or(env, "DATABASE_MAX_CONNECTIONS", 10, 1..=1000)?,
             acquire_timeout: seconds_or(env, "DATABASE_ACQUIRE_TIMEOUT_SECONDS", 5, 1)?,
+            migrate_on_start: parse_or(env, "DATABASE_MIGRATE_ON_START", false)?,
         })
     }
 }
@@ -51,6 +56,16 @@ pub fn connect_lazy(settings: &PostgresSettings) -> anyhow::Result<DatabaseConne
         .acquire_timeout(settings.acquire_timeout)
         .connect_lazy_with(options);
     Ok(SqlxPostgresConnector::from_sqlx_postgres_pool(pool))
+}
+
+/// Applies every pending migration of `M`.
+pub async fn migrate<M: sea_orm_migration::MigratorTrait>(
+    db: &DatabaseConnection,
+) -> anyhow::Result<()> {
+    M::up(db, None).await?;
+    let applied = M::get_applied_migrations(db).await?.len();
+    tracing::info!(applied, "database schema is up to date");
+    Ok(())
 }
 
 /// Readiness: a round trip to Postgres.

@@ -206,15 +206,57 @@ async fn shutdown_signal() -> &'static str {
     }
 }
 
-/// The whole `main` of a service binary: telemetry, config from the environment, start,
-/// serve until a signal. Exit codes: 0 after a graceful stop, 2 for bad configuration, 1 for
-/// anything else.
+/// The whole `main` of a service binary without a database schema: see
+/// [`run_main_with_migrations`].
 pub async fn run_main<C, L, S, Fut>(service: ServiceName, load: L, start: S) -> ExitCode
 where
     L: FnOnce(&dyn EnvSource) -> Result<C, ConfigError>,
     S: FnOnce(C) -> Fut,
     Fut: Future<Output = anyhow::Result<RunningService>>,
 {
+    let no_migrations = |_: C| async { anyhow::bail!("this service has no database migrations") };
+    run_main_with_migrations(service, load, start, no_migrations).await
+}
+
+const USAGE: &str = "usage: <service> [serve | migrate]
+  serve    run the HTTP service (the default)
+  migrate  apply pending database migrations with DATABASE_URL, then exit";
+
+/// The whole `main` of a service binary: telemetry, config from the environment, then
+/// `serve` (the default: start and serve until a signal) or `migrate` (apply migrations and
+/// exit). Exit codes: 0 after a graceful stop or a successful migration, 2 for bad
+/// configuration or usage, 1 for anything else.
+pub async fn run_main_with_migrations<C, L, S, Fut, M, MFut>(
+    service: ServiceName,
+    load: L,
+    start: S,
+    migrate: M,
+) -> ExitCode
+where
+    L: FnOnce(&dyn EnvSource) -> Result<C, ConfigError>,
+    S: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<RunningService>>,
+    M: FnOnce(C) -> MFut,
+    MFut: Future<Output = anyhow::Result<()>>,
+{
+    let args: Vec<String> = std::env::args().skip(1).collect();
+    let migrating = match args
+        .iter()
+        .map(String::as_str)
+        .collect::<Vec<_>>()
+        .as_slice()
+    {
+        [] | ["serve"] => false,
+        ["migrate"] => true,
+        ["-h" | "--help" | "help"] => {
+            println!("{USAGE}");
+            return ExitCode::SUCCESS;
+        }
+        _ => {
+            eprintln!("{service}: unexpected arguments {args:?}\n{USAGE}");
+            return ExitCode::from(2);
+        }
+    };
     let telemetry_config = match telemetry_from_env(&ProcessEnv, service) {
         Ok(config) => config,
         Err(err) => {
@@ -237,6 +279,16 @@ where
             return ExitCode::from(2);
         }
     };
+    if migrating {
+        return match migrate(config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(err) => {
+                tracing::error!(error = format!("{err:#}"), "migration failed");
+                eprintln!("{service}: migration failed: {err:#}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     let running = match start(config).await {
         Ok(running) => running,
         Err(err) => {

@@ -84,6 +84,7 @@ impl TestEnv {
         let name = format!("dft_{}", self.suffix);
         let url = create_database(&admin, &name).await;
         self.set("DATABASE_URL", url)
+            .set("DATABASE_MIGRATE_ON_START", "true")
     }
 
     /// The test Redis with a unique `REDIS_KEY_PREFIX`.

@@ -186,7 +186,10 @@ macro_rules! platform_tests {
         async fn ready_is_503_naming_the_dependency_that_is_down() {
             for (dependency, var, template) in [$(($dep, $var, $template)),*] {
                 let port = $crate::closed_port().to_string();
-                let env = ($env)().await.set(var, template.replace("{port}", &port));
+                let env = ($env)()
+                    .await
+                    .set(var, template.replace("{port}", &port))
+                    .set("DATABASE_MIGRATE_ON_START", "false");
                 let config = $krate::Config::from_env(env.vars()).expect("config");
                 let app = $krate::start(config).await.expect("start while a dependency is down");
                 let live = $crate::http_client()
@@ -213,6 +216,19 @@ macro_rules! platform_tests {
         }
 
         #[tokio::test]
+        async fn unknown_arguments_are_refused_with_usage() {
+            let env = ($env)().await;
+            let (code, stderr) = $crate::ServiceProcess::run_to_exit(
+                env!(concat!("CARGO_BIN_EXE_", stringify!($krate))),
+                &["frobnicate"],
+                env.vars(),
+            )
+            .await;
+            assert_eq!(code, 2, "{stderr}");
+            assert!(stderr.contains("usage"), "{stderr}");
+        }
+
+        #[tokio::test]
         async fn the_binary_exits_0_within_10s_of_sigterm() {
             let env = ($env)().await;
             let process = $crate::ServiceProcess::start(
@@ -232,4 +248,28 @@ macro_rules! platform_tests {
             assert_eq!(code, 0);
         }
     };
+}
+
+/// `<binary> migrate` applies the schema to an empty database (twice is fine) and exits 0.
+pub async fn check_migrate_subcommand(binary: &str, env: &crate::TestEnv, expect_tables: &[&str]) {
+    let env = env.clone().set("DATABASE_MIGRATE_ON_START", "false");
+    for _ in 0..2 {
+        let (code, stderr) =
+            crate::ServiceProcess::run_to_exit(binary, &["migrate"], env.vars()).await;
+        assert_eq!(code, 0, "{stderr}");
+    }
+    let url = env.get("DATABASE_URL").unwrap();
+    let mut conn = <sqlx::PgConnection as sqlx::Connection>::connect(url)
+        .await
+        .unwrap();
+    for table in expect_tables.iter().chain(&["seaql_migrations"]) {
+        let exists: (bool,) = sqlx::query_as(
+            "SELECT EXISTS (SELECT 1 FROM information_schema.tables WHERE table_name = $1)",
+        )
+        .bind(*table)
+        .fetch_one(&mut conn)
+        .await
+        .unwrap();
+        assert!(exists.0, "table {table} missing after migrate");
+    }
 }

@@ -53,9 +53,19 @@ impl ServiceProcess {
 
     /// Runs `binary` expecting it to fail at startup; returns (exit code, stderr).
     pub async fn fail_to_start(binary: &str, vars: &HashMap<String, String>) -> (i32, String) {
+        Self::run_to_exit(binary, &[], vars).await
+    }
+
+    /// Runs `binary args…` to completion; returns (exit code, stderr).
+    pub async fn run_to_exit(
+        binary: &str,
+        args: &[&str],
+        vars: &HashMap<String, String>,
+    ) -> (i32, String) {
         let output = tokio::time::timeout(
-            Duration::from_secs(30),
+            Duration::from_secs(60),
             Command::new(binary)
+                .args(args)
                 .env_clear()
                 .env("PATH", std::env::var("PATH").unwrap_or_default())
                 .envs(vars)

@@ -9,3 +9,14 @@ test_harness::platform_tests! {
         ("kafka", "KAFKA_BROKERS", "127.0.0.1:{port}"),
     ],
 }
+
+#[tokio::test]
+async fn migrate_applies_the_schema_and_exits() {
+    let env = test_harness::TestEnv::new().postgres().await;
+    test_harness::platform::check_migrate_subcommand(
+        env!("CARGO_BIN_EXE_content"),
+        &env,
+        &["event_outbox"],
+    )
+    .await;
+}

@@ -2,5 +2,11 @@
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
-    service_runtime::run_main(image::SERVICE, image::Config::from_env, image::start).await
+    service_runtime::run_main_with_migrations(
+        image::SERVICE,
+        image::Config::from_env,
+        image::start,
+        image::migrate,
+    )
+    .await
 }

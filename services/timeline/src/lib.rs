@@ -1,10 +1,11 @@
 //! timeline: the read side: follow feed, popular, most commented and my feed from a read model built from events, with Redis cache-aside. Owns Postgres `dailyfeed_timeline`.
 
 mod config;
+mod migrations;
 mod routes;
 
 use service_runtime::kafka::KafkaProbe;
-use service_runtime::postgres::{PostgresProbe, connect_lazy};
+use service_runtime::postgres::{PostgresProbe, connect_lazy, migrate as apply_migrations};
 use service_runtime::redis::{RedisProbe, pool};
 use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
 
@@ -12,9 +13,18 @@ pub use config::Config;
 
 pub const SERVICE: ServiceName = ServiceName::Timeline;
 
+/// Applies pending database migrations (`timeline migrate`).
+pub async fn migrate(config: Config) -> anyhow::Result<()> {
+    let db = connect_lazy(&config.database)?;
+    apply_migrations::<migrations::Migrator>(&db).await
+}
+
 /// Connects (lazily) to the service's dependencies and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let db = connect_lazy(&config.database)?;
+    if config.database.migrate_on_start {
+        apply_migrations::<migrations::Migrator>(&db).await?;
+    }
     let redis = pool(&config.redis)?;
     let readiness = Readiness::default()
         .with(PostgresProbe(db))

@@ -1,0 +1,12 @@
+//! image's schema, applied by `image migrate` (or at startup with
+//! `DATABASE_MIGRATE_ON_START=true`). Migrations: the event outbox (shared migration from the events crate).
+
+use sea_orm_migration::{MigrationTrait, MigratorTrait};
+
+pub struct Migrator;
+
+impl MigratorTrait for Migrator {
+    fn migrations() -> Vec<Box<dyn MigrationTrait>> {
+        vec![Box::new(events::outbox::CreateOutbox)]
+    }
+}
