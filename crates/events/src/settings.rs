@@ -226,6 +226,10 @@ pub struct ConsumerSettings {
     pub commit_interval: Duration,
     /// `KAFKA_STATISTICS_INTERVAL_MS` (default 15000; 0 = off): consumer-lag metrics.
     pub statistics_interval: Duration,
+    /// `KAFKA_FETCH_WAIT_MAX_MS` (default 50): the longest a fetch waits for data. Low,
+    /// because tansu answers a waiting fetch only at this deadline, not when data arrives;
+    /// with Kafka it can be raised (500 is librdkafka's default).
+    pub fetch_wait_max: Duration,
     /// `KAFKA_SESSION_TIMEOUT_MS` (default 45000): how long a crashed member keeps its
     /// partitions before the group hands them to another.
     pub session_timeout: Duration,
@@ -251,6 +255,7 @@ impl ConsumerSettings {
             commit_interval: ms("KAFKA_AUTO_COMMIT_INTERVAL_MS", 5_000, 3_600_000)?,
             statistics_interval: ms("KAFKA_STATISTICS_INTERVAL_MS", 15_000, 3_600_000)?,
             session_timeout: ms("KAFKA_SESSION_TIMEOUT_MS", 45_000, 3_600_000)?,
+            fetch_wait_max: ms("KAFKA_FETCH_WAIT_MAX_MS", 50, 60_000)?,
         })
     }
 }

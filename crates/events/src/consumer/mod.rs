@@ -186,6 +186,10 @@ impl ConsumerRunner {
                 settings.metadata_refresh.as_millis().max(100).to_string(),
             )
             .set(
+                "fetch.wait.max.ms",
+                settings.fetch_wait_max.as_millis().max(1).to_string(),
+            )
+            .set(
                 "session.timeout.ms",
                 settings.session_timeout.as_millis().max(1).to_string(),
             )
