@@ -3,6 +3,7 @@
 
 use actix_web::error::{JsonPayloadError, PathError, QueryPayloadError};
 use actix_web::http::StatusCode;
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use contracts::error::codes;
 use contracts::{ErrorBody, FieldError};
@@ -13,6 +14,8 @@ use contracts::{ErrorBody, FieldError};
 pub struct HttpError {
     pub status: StatusCode,
     pub body: ErrorBody,
+    /// Extra headers on the answer (`Retry-After`, `X-Token-Refresh-Needed`, …).
+    pub headers: Vec<(HeaderName, HeaderValue)>,
 }
 
 impl HttpError {
@@ -20,7 +23,35 @@ impl HttpError {
         Self {
             status,
             body: ErrorBody::new(code, message),
+            headers: Vec::new(),
         }
+    }
+
+    /// Adds a header to the answer.
+    pub fn with_header(mut self, name: &str, value: impl Into<String>) -> Self {
+        if let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(&value.into()),
+        ) {
+            self.headers.push((name, value));
+        }
+        self
+    }
+
+    pub fn unauthorized(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::UNAUTHORIZED, code, message)
+    }
+
+    pub fn forbidden(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::FORBIDDEN, codes::FORBIDDEN, message)
+    }
+
+    pub fn conflict(message: impl Into<String>) -> Self {
+        Self::new(StatusCode::CONFLICT, codes::CONFLICT, message)
+    }
+
+    pub fn unavailable(code: &str, message: impl Into<String>) -> Self {
+        Self::new(StatusCode::SERVICE_UNAVAILABLE, code, message)
     }
 
     pub fn with_field(mut self, field: impl Into<String>, message: impl Into<String>) -> Self {
@@ -83,7 +114,11 @@ impl ResponseError for HttpError {
     }
 
     fn error_response(&self) -> HttpResponse {
-        Self::response(self.status, &self.body)
+        let mut response = Self::response(self.status, &self.body);
+        for (name, value) in &self.headers {
+            response.headers_mut().insert(name.clone(), value.clone());
+        }
+        response
     }
 }
 

@@ -4,9 +4,10 @@
 
 use std::time::Instant;
 
+use actix_web::HttpMessage;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::header;
+use actix_web::http::header::{self, HeaderName, HeaderValue};
 use actix_web::middleware::{ErrorHandlerResponse, Next};
 use actix_web::{HttpRequest, HttpResponse};
 use contracts::ErrorBody;
@@ -14,6 +15,31 @@ use contracts::headers::{TRACEPARENT, TRACESTATE};
 use tracing::Instrument;
 
 use crate::error::{HttpError, code_for_status};
+
+/// Headers a handler or extractor wants on the answer whatever it turns out to be (e.g. the
+/// auth extractor's `X-Token-Refresh-Needed` for a token signed by a retired key). Insert
+/// into the request's extensions; [`observe`] copies them onto the response.
+#[derive(Debug, Clone, Default)]
+pub struct ResponseHeaders(pub Vec<(HeaderName, HeaderValue)>);
+
+impl ResponseHeaders {
+    /// Adds `name: value` to the request's pending response headers.
+    pub fn add(req: &HttpRequest, name: &str, value: &str) {
+        let (Ok(name), Ok(value)) = (
+            HeaderName::from_bytes(name.as_bytes()),
+            HeaderValue::from_str(value),
+        ) else {
+            return;
+        };
+        let mut extensions = req.extensions_mut();
+        match extensions.get_mut::<ResponseHeaders>() {
+            Some(headers) => headers.0.push((name, value)),
+            None => {
+                extensions.insert(ResponseHeaders(vec![(name, value)]));
+            }
+        }
+    }
+}
 
 /// Paths polled by probes and scrapers: measured, but not logged per request.
 fn is_quiet(path: &str) -> bool {
@@ -51,7 +77,13 @@ pub(crate) async fn observe(
         span.record("trace_id", trace_id);
     }
 
-    let result = next.call(req).instrument(span.clone()).await;
+    let mut result = next.call(req).instrument(span.clone()).await;
+    if let Ok(res) = result.as_mut() {
+        let extra = res.request().extensions().get::<ResponseHeaders>().cloned();
+        for (name, value) in extra.map(|h| h.0).unwrap_or_default() {
+            res.headers_mut().insert(name, value);
+        }
+    }
     let status = match &result {
         Ok(res) => res.status(),
         Err(err) => err.as_response_error().status_code(),

@@ -10,9 +10,10 @@
 pub mod config;
 pub mod error;
 pub mod health;
-mod http;
+pub mod http;
 mod openapi;
 pub mod server;
+pub mod tls;
 
 #[cfg(feature = "kafka")]
 pub mod kafka;

@@ -33,6 +33,7 @@ pub struct ServiceBuilder {
 
 impl ServiceBuilder {
     pub fn new(service: ServiceName, http: HttpSettings) -> Self {
+        crate::tls::install_crypto_provider();
         Self {
             service,
             http,
@@ -239,6 +240,7 @@ where
     M: FnOnce(C) -> MFut,
     MFut: Future<Output = anyhow::Result<()>>,
 {
+    crate::tls::install_crypto_provider();
     let args: Vec<String> = std::env::args().skip(1).collect();
     let migrating = match args
         .iter()

@@ -44,6 +44,7 @@ async fn request_spans_are_exported_over_otlp_http() {
     let (tx, mut rx) = mpsc::unbounded_channel();
     tokio::spawn(capture(listener, tx));
 
+    service_runtime::tls::install_crypto_provider();
     let guard = telemetry::init(&telemetry::TelemetryConfig {
         service_name: "otlp-test".into(),
         log_filter: "warn".into(),

@@ -70,7 +70,11 @@ impl TansuBroker {
             Engine::Sqlite => "sqlite://tansu.db",
             Engine::Memory => "memory://tansu/",
         };
-        let log = std::fs::File::create(self.dir.join("tansu.log")).unwrap();
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.join("tansu.log"))
+            .unwrap();
         let child = Command::new(tansu_bin())
             .current_dir(&self.dir)
             .env_remove("OTEL_EXPORTER_OTLP_ENDPOINT")
@@ -108,6 +112,25 @@ impl TansuBroker {
         }
     }
 
+    /// SIGTERM and wait: the broker finishes what it is doing, as in a rolling restart.
+    pub async fn stop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            if let Some(pid) = child.id() {
+                let _ = Command::new("kill")
+                    .arg("-TERM")
+                    .arg(pid.to_string())
+                    .status()
+                    .await;
+            }
+            if tokio::time::timeout(Duration::from_secs(10), child.wait())
+                .await
+                .is_err()
+            {
+                let _ = child.kill().await;
+            }
+        }
+    }
+
     /// Starts the broker again on the same port and data directory.
     pub async fn restart(&mut self) {
         self.kill().await;
@@ -117,6 +140,15 @@ impl TansuBroker {
 
 impl Drop for TansuBroker {
     fn drop(&mut self) {
+        if std::thread::panicking()
+            && let Ok(log) = std::fs::read_to_string(self.dir.join("tansu.log"))
+        {
+            let tail: Vec<&str> = log.lines().rev().take(40).collect();
+            eprintln!(
+                "--- tansu.log (last 40 lines, newest first) ---\n{}",
+                tail.join("\n")
+            );
+        }
         if let Some(child) = self.child.as_mut() {
             let _ = child.start_kill();
         }

@@ -17,8 +17,14 @@ pub use process::ServiceProcess;
 
 /// A reqwest client for tests, with a timeout so a hang fails instead of stalling CI.
 pub fn http_client() -> reqwest::Client {
+    install_crypto_provider();
     reqwest::Client::builder()
         .timeout(std::time::Duration::from_secs(30))
         .build()
         .unwrap()
+}
+
+/// rustls' ring provider, for reqwest clients built by tests (idempotent).
+pub fn install_crypto_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
 }

@@ -1,0 +1,23 @@
+//! Access-token verification, the same in every service.
+//!
+//! Tokens are EdDSA (Ed25519) JWTs issued by member. Only `EdDSA` is accepted — `none`, HS*
+//! and algorithm swaps fail before any key is used. The `kid` must name a key in member's
+//! JWKS (cached; an unknown `kid` triggers at most one refetch per `JWKS_MIN_REFETCH_SECONDS`).
+//! `exp`, `kid` and `typ=access` are required. The seed's header rules:
+//!
+//! | token | answer |
+//! |---|---|
+//! | expired | 401 `token_expired` + `X-Token-Refresh-Needed: true` |
+//! | signed by a retired (still valid) key | normal answer + `X-Token-Refresh-Needed: true` |
+//! | blacklisted by logout | 401 `token_revoked` + `X-Relogin-Required: true` |
+//! | anything else wrong | 401 `invalid_token` |
+
+mod blacklist;
+mod extract;
+mod jwks;
+mod verifier;
+
+pub use blacklist::Blacklist;
+pub use extract::{AuthMember, OptionalAuthMember};
+pub use jwks::{Jwk, JwkSet, KeyStatus};
+pub use verifier::{AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, Verifier};

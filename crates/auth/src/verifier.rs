@@ -1,0 +1,274 @@
+//! Verifying an access token against the issuer's published keys.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use async_trait::async_trait;
+use contracts::auth::{AccessClaims, MemberRole};
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use service_runtime::config::{parse_or, seconds_or, url_or};
+use service_runtime::{ConfigError, EnvSource, ServiceName};
+use tokio::sync::{Mutex, RwLock};
+
+use crate::blacklist::Blacklist;
+use crate::jwks::{JwkSet, KeyStatus};
+
+/// Where verifiers get keys and how long they keep them.
+#[derive(Debug, Clone)]
+pub struct AuthSettings {
+    /// `JWKS_URL` (default `{MEMBER_URL}/.well-known/jwks.json`).
+    pub jwks_url: url::Url,
+    /// `JWKS_CACHE_SECONDS` (default 300): a cached key set is refreshed after this.
+    pub cache_ttl: Duration,
+    /// `JWKS_MIN_REFETCH_SECONDS` (default 10): an unknown `kid` refetches at most this often,
+    /// so a flood of forged kids cannot hammer member.
+    pub min_refetch: Duration,
+    /// `JWT_LEEWAY_SECONDS` (default 0): clock skew allowed on `exp`.
+    pub leeway: u64,
+}
+
+impl AuthSettings {
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let member = ServiceName::Member.peer_url(env)?;
+        let default = member
+            .join("/.well-known/jwks.json")
+            .map_err(|e| ConfigError::new("MEMBER_URL", member.as_str(), e))?;
+        Ok(Self {
+            jwks_url: url_or(env, "JWKS_URL", default.as_str(), &["http", "https"])?,
+            cache_ttl: seconds_or(env, "JWKS_CACHE_SECONDS", 300, 1)?,
+            min_refetch: seconds_or(env, "JWKS_MIN_REFETCH_SECONDS", 10, 0)?,
+            leeway: parse_or(env, "JWT_LEEWAY_SECONDS", 0)?,
+        })
+    }
+}
+
+/// A verified access token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Authenticated {
+    pub member_id: i64,
+    pub role: MemberRole,
+    pub jti: String,
+    /// `exp`, seconds since the epoch.
+    pub expires_at: i64,
+    /// Signed by a retired key: valid, but the client should refresh.
+    pub refresh_needed: bool,
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum AuthError {
+    #[error("missing bearer token")]
+    Missing,
+    #[error("{0}")]
+    Invalid(String),
+    #[error("the access token has expired")]
+    Expired,
+    #[error("the access token was revoked; log in again")]
+    Revoked,
+    #[error("cannot verify tokens right now: {0}")]
+    Unavailable(String),
+}
+
+/// Where a verifier gets the key set from.
+#[async_trait]
+pub trait JwksSource: Send + Sync + 'static {
+    async fn fetch(&self) -> anyhow::Result<JwkSet>;
+}
+
+/// The issuer's JWKS endpoint over HTTP.
+pub struct HttpJwks {
+    client: reqwest::Client,
+    url: url::Url,
+}
+
+impl HttpJwks {
+    pub fn new(url: url::Url) -> anyhow::Result<Self> {
+        service_runtime::tls::install_crypto_provider();
+        Ok(Self {
+            client: reqwest::Client::builder()
+                .timeout(Duration::from_secs(3))
+                .build()?,
+            url,
+        })
+    }
+}
+
+#[async_trait]
+impl JwksSource for HttpJwks {
+    async fn fetch(&self) -> anyhow::Result<JwkSet> {
+        let response = self.client.get(self.url.clone()).send().await?;
+        anyhow::ensure!(
+            response.status().is_success(),
+            "JWKS answered {}",
+            response.status()
+        );
+        Ok(response.json().await?)
+    }
+}
+
+struct Key {
+    decoding: DecodingKey,
+    retired: bool,
+}
+
+#[derive(Default)]
+struct Cache {
+    keys: HashMap<String, Arc<Key>>,
+    fetched_at: Option<Instant>,
+}
+
+/// Verifies access tokens. Cheap to clone (shared cache).
+#[derive(Clone)]
+pub struct Verifier {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    source: Box<dyn JwksSource>,
+    settings: AuthSettings,
+    cache: RwLock<Cache>,
+    /// Serialises fetches; holds when the last one was attempted.
+    fetching: Mutex<Option<Instant>>,
+    validation: Validation,
+    blacklist: Option<Blacklist>,
+}
+
+impl Verifier {
+    pub fn new(
+        source: impl JwksSource,
+        settings: AuthSettings,
+        blacklist: Option<Blacklist>,
+    ) -> Self {
+        let mut validation = Validation::new(Algorithm::EdDSA);
+        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.leeway = settings.leeway;
+        validation.validate_aud = false;
+        Self {
+            inner: Arc::new(Inner {
+                source: Box::new(source),
+                settings,
+                cache: RwLock::new(Cache::default()),
+                fetching: Mutex::new(None),
+                validation,
+                blacklist,
+            }),
+        }
+    }
+
+    /// Checks `token` completely: algorithm, key, signature, expiry, type, blacklist.
+    pub async fn verify(&self, token: &str) -> Result<Authenticated, AuthError> {
+        let header = jsonwebtoken::decode_header(token)
+            .map_err(|_| AuthError::Invalid("the access token is malformed".into()))?;
+        if header.alg != Algorithm::EdDSA {
+            return Err(AuthError::Invalid(format!(
+                "algorithm {:?} is not accepted",
+                header.alg
+            )));
+        }
+        let kid = header
+            .kid
+            .ok_or_else(|| AuthError::Invalid("the access token names no key (kid)".into()))?;
+        let key = self
+            .key(&kid)
+            .await?
+            .ok_or_else(|| AuthError::Invalid("the access token's key is unknown".into()))?;
+        let data =
+            jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.inner.validation)
+                .map_err(|e| match e.kind() {
+                    ErrorKind::ExpiredSignature => AuthError::Expired,
+                    ErrorKind::Json(_) => AuthError::Invalid(
+                        "the access token's claims are not an access token's".into(),
+                    ),
+                    _ => AuthError::Invalid(
+                        "the access token's signature or claims are invalid".into(),
+                    ),
+                })?;
+        let claims = data.claims;
+        let member_id = claims.member_id().ok_or_else(|| {
+            AuthError::Invalid("the access token's subject is not a member".into())
+        })?;
+        if let Some(blacklist) = &self.inner.blacklist {
+            match blacklist.contains(&claims.jti).await {
+                Ok(true) => return Err(AuthError::Revoked),
+                Ok(false) => {}
+                // Fail closed: a revoked token must not pass because Redis is down.
+                Err(e) => return Err(AuthError::Unavailable(format!("blacklist: {e}"))),
+            }
+        }
+        Ok(Authenticated {
+            member_id,
+            role: claims.role,
+            jti: claims.jti,
+            expires_at: claims.exp,
+            refresh_needed: key.retired,
+        })
+    }
+
+    /// The key `kid`, refreshing the cache when it is stale or does not know `kid`.
+    async fn key(&self, kid: &str) -> Result<Option<Arc<Key>>, AuthError> {
+        {
+            let cache = self.inner.cache.read().await;
+            let fresh = cache
+                .fetched_at
+                .is_some_and(|at| at.elapsed() < self.inner.settings.cache_ttl);
+            if let Some(key) = cache.keys.get(kid)
+                && fresh
+            {
+                return Ok(Some(Arc::clone(key)));
+            }
+        }
+        self.refresh().await?;
+        Ok(self.inner.cache.read().await.keys.get(kid).cloned())
+    }
+
+    async fn refresh(&self) -> Result<(), AuthError> {
+        let mut last_attempt = self.inner.fetching.lock().await;
+        // Another caller refreshed while we waited, or we refetched too recently.
+        if last_attempt.is_some_and(|at| at.elapsed() < self.inner.settings.min_refetch) {
+            return Ok(());
+        }
+        *last_attempt = Some(Instant::now());
+        match self.inner.source.fetch().await {
+            Ok(set) => {
+                let mut keys = HashMap::new();
+                for jwk in set.keys {
+                    if jwk.alg != "EdDSA" || jwk.kty != "OKP" || jwk.crv != "Ed25519" {
+                        continue;
+                    }
+                    match DecodingKey::from_ed_components(&jwk.x) {
+                        Ok(decoding) => {
+                            keys.insert(
+                                jwk.kid,
+                                Arc::new(Key {
+                                    decoding,
+                                    retired: jwk.status == KeyStatus::Retired,
+                                }),
+                            );
+                        }
+                        Err(e) => tracing::warn!(kid = jwk.kid, error = %e, "unusable JWK"),
+                    }
+                }
+                let mut cache = self.inner.cache.write().await;
+                cache.keys = keys;
+                cache.fetched_at = Some(Instant::now());
+                metrics::counter!("auth_jwks_fetches_total", "outcome" => "ok").increment(1);
+                Ok(())
+            }
+            Err(e) => {
+                metrics::counter!("auth_jwks_fetches_total", "outcome" => "error").increment(1);
+                let cache = self.inner.cache.read().await;
+                if cache.keys.is_empty() {
+                    Err(AuthError::Unavailable(format!("cannot fetch JWKS: {e:#}")))
+                } else {
+                    // Keep verifying with the keys we have; member may be briefly down.
+                    tracing::warn!(
+                        error = format!("{e:#}"),
+                        "JWKS refresh failed; using cached keys"
+                    );
+                    Ok(())
+                }
+            }
+        }
+    }
+}
