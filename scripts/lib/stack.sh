@@ -204,3 +204,25 @@ start_secantus() { # dir port
     --port "$port" --storage-path "$dir/data"
   wait_port 127.0.0.1 "$port" 60 SecantusDB "$dir/secantus.log"
 }
+
+# --- Local OAuth 2.0 / OIDC servers (Google and Kakao stand-ins, for tests) -------------
+ensure_oauth_mock() {
+  local dir="$REPO_ROOT/scripts/oauth-mock"
+  command -v node >/dev/null && command -v npm >/dev/null || apt_install nodejs npm
+  if [ ! -d "$dir/node_modules/oauth2-mock-server" ]; then
+    log "oauth2-mock-server: installing from npm"
+    (cd "$dir" && npm ci --silent --no-audit --no-fund)
+  fi
+}
+
+start_oauth_mock() { # logdir google_port kakao_port
+  local logdir=$1 google=$2 kakao=$3
+  if port_open 127.0.0.1 "$google" && port_open 127.0.0.1 "$kakao"; then
+    log "OAuth servers: already listening on $google/$kakao"
+    return
+  fi
+  ensure_oauth_mock
+  spawn "OAuth servers" "$logdir/oauth-mock.log" node "$REPO_ROOT/scripts/oauth-mock/server.mjs" "$google" "$kakao"
+  wait_port 127.0.0.1 "$google" 30 "OAuth server (google)" "$logdir/oauth-mock.log"
+  wait_port 127.0.0.1 "$kakao" 30 "OAuth server (kakao)" "$logdir/oauth-mock.log"
+}

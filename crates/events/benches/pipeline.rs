@@ -42,15 +42,23 @@ struct LatencyHandler {
 #[async_trait]
 impl EventHandler for LatencyHandler {
     async fn handle(&self, event: &EventEnvelope, _: &RecordInfo) -> Result<(), HandlerError> {
-        let latency = (Utc::now() - event.occurred_at).num_microseconds().unwrap_or(0);
-        self.latencies_us.lock().unwrap().push(latency.max(0) as u64);
+        let latency = (Utc::now() - event.occurred_at)
+            .num_microseconds()
+            .unwrap_or(0);
+        self.latencies_us
+            .lock()
+            .unwrap()
+            .push(latency.max(0) as u64);
         self.handled.fetch_add(1, Ordering::Relaxed);
         Ok(())
     }
 }
 
 fn var(name: &str, default: u64) -> u64 {
-    std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
 }
 
 async fn setup() -> (TestEnv, DatabaseConnection, EventsConfig) {
@@ -120,7 +128,11 @@ async fn steady_load() {
     .unwrap();
     // Create today's topic and let the consumer join before the clock starts.
     let relay = relay(&db, &config);
-    relay.topics().create_ahead(&[TopicName::CONTENT_EVENTS]).await.unwrap();
+    relay
+        .topics()
+        .create_ahead(&[TopicName::CONTENT_EVENTS])
+        .await
+        .unwrap();
     let consumer_task = tokio::spawn(consumer.run(shutdown.clone()));
     let relay_task = tokio::spawn(relay.run(shutdown.clone()));
     tokio::time::sleep(Duration::from_secs(5)).await;
@@ -144,7 +156,9 @@ async fn steady_load() {
                     }
                     let e = event(i);
                     let txn = db.begin().await.unwrap();
-                    events::append(&txn, &e, &format!("post:{}", e.subject_id)).await.unwrap();
+                    events::append(&txn, &e, &format!("post:{}", e.subject_id))
+                        .await
+                        .unwrap();
                     txn.commit().await.unwrap();
                 }
             })
@@ -166,10 +180,19 @@ async fn steady_load() {
     let mut latencies = handler.latencies_us.lock().unwrap().clone();
     latencies.sort_unstable();
     let handled = handler.handled.load(Ordering::Relaxed);
-    println!("## steady load: {rate} events/s target for {seconds} s ({writers} writers, 1 txn per event)");
+    println!(
+        "## steady load: {rate} events/s target for {seconds} s ({writers} writers, 1 txn per event)"
+    );
     println!("| metric | value |\n|---|---|");
-    println!("| events written | {total} in {:.1} s ({:.0}/s) |", write_elapsed.as_secs_f64(), total as f64 / write_elapsed.as_secs_f64());
-    println!("| events handled | {handled} ({:.0}/s end to end) |", handled as f64 / total_elapsed.as_secs_f64());
+    println!(
+        "| events written | {total} in {:.1} s ({:.0}/s) |",
+        write_elapsed.as_secs_f64(),
+        total as f64 / write_elapsed.as_secs_f64()
+    );
+    println!(
+        "| events handled | {handled} ({:.0}/s end to end) |",
+        handled as f64 / total_elapsed.as_secs_f64()
+    );
     println!("| latency p50 | {:.1} ms |", percentile(&latencies, 0.50));
     println!("| latency p90 | {:.1} ms |", percentile(&latencies, 0.90));
     println!("| latency p99 | {:.1} ms |", percentile(&latencies, 0.99));
@@ -184,13 +207,19 @@ async fn relay_ceiling() {
         let txn = db.begin().await.unwrap();
         for _ in 0..1000.min(backlog - i) {
             let e = event(i);
-            events::append(&txn, &e, &format!("post:{}", e.subject_id)).await.unwrap();
+            events::append(&txn, &e, &format!("post:{}", e.subject_id))
+                .await
+                .unwrap();
             i += 1;
         }
         txn.commit().await.unwrap();
     }
     let relay = relay(&db, &config);
-    relay.topics().create_ahead(&[TopicName::CONTENT_EVENTS]).await.unwrap();
+    relay
+        .topics()
+        .create_ahead(&[TopicName::CONTENT_EVENTS])
+        .await
+        .unwrap();
     let started = Instant::now();
     loop {
         let sent = relay.publish_once().await.unwrap();
@@ -214,7 +243,10 @@ async fn relay_ceiling() {
     println!("## relay ceiling: {backlog} rows already in the outbox, one relay");
     println!("| metric | value |\n|---|---|");
     println!("| drained in | {:.2} s |", elapsed.as_secs_f64());
-    println!("| throughput | {:.0} rows/s |", backlog as f64 / elapsed.as_secs_f64());
+    println!(
+        "| throughput | {:.0} rows/s |",
+        backlog as f64 / elapsed.as_secs_f64()
+    );
 }
 
 #[tokio::main]

@@ -1,41 +1,124 @@
 //! member: accounts, access/refresh tokens with signing-key rotation, Google/Kakao OAuth,
 //! profiles and follows. Owns Postgres `dailyfeed_member` and its Redis keys; publishes
-//! MEMBER_*, FOLLOW and UNFOLLOW.
+//! MEMBER_*, FOLLOW and UNFOLLOW through the outbox.
 
+pub mod api;
 mod config;
+pub mod domain;
+mod error;
 mod migrations;
 mod routes;
+pub mod state;
+pub mod store;
 
+use std::sync::Arc;
+
+use actix_web::web;
+use auth::{Blacklist, Verifier};
+use contracts::TopicName;
+use events::OutboxRelay;
+use ratelimit::RateLimiter;
 use service_runtime::kafka::KafkaProbe;
 use service_runtime::postgres::{PostgresProbe, connect_lazy, migrate as apply_migrations};
 use service_runtime::redis::{RedisProbe, pool};
 use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
 
-pub use config::Config;
+pub use config::{Config, TokenSettings};
+pub use migrations::Migrator;
+
+use crate::domain::keys::{KeyRing, LocalJwks};
+use crate::domain::oauth::OAuthProviders;
+use crate::domain::passwords::PasswordHasher;
+use crate::domain::refresh::RefreshTokens;
+use crate::domain::tokens::TokenIssuer;
+use crate::state::AppState;
 
 pub const SERVICE: ServiceName = ServiceName::Member;
 
 /// Applies pending database migrations (`member migrate`).
 pub async fn migrate(config: Config) -> anyhow::Result<()> {
     let db = connect_lazy(&config.database)?;
-    apply_migrations::<migrations::Migrator>(&db).await
+    apply_migrations::<Migrator>(&db).await
 }
 
 /// Connects (lazily) to the service's dependencies and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let db = connect_lazy(&config.database)?;
     if config.database.migrate_on_start {
-        apply_migrations::<migrations::Migrator>(&db).await?;
+        apply_migrations::<Migrator>(&db).await?;
+    }
+    if config.tokens.master_key_is_default {
+        tracing::warn!(
+            "JWT_MASTER_KEY is not set: private keys are sealed with the development key"
+        );
     }
     let redis = pool(&config.redis)?;
+    let prefix = config.redis.key_prefix.clone();
+    let keys = Arc::new(KeyRing::new(
+        db.clone(),
+        &config.tokens.master_key,
+        config.tokens.access_ttl,
+        config.tokens.rotation,
+    ));
+    // First start with an empty table creates a key; a database that is down is reported
+    // by readiness and the key is created on first use.
+    if let Err(err) = keys.rotate_if_due().await {
+        tracing::warn!(error = format!("{err:#}"), "no signing key yet");
+    }
+    let blacklist = Blacklist::new(redis.clone(), &prefix);
+    let verifier = Verifier::new(
+        LocalJwks(Arc::clone(&keys)),
+        config.auth.clone(),
+        Some(blacklist.clone()),
+    );
+    let relay = OutboxRelay::new(
+        db.clone(),
+        &config.events.kafka,
+        &config.events.producer,
+        config.events.topics.clone(),
+        config.events.relay.clone(),
+        vec![TopicName::MEMBER_EVENTS],
+    )?;
+    let relay_handle = relay.handle();
+    let state = web::Data::new(AppState {
+        db: db.clone(),
+        redis: redis.clone(),
+        redis_prefix: prefix.clone(),
+        tokens: TokenIssuer {
+            keys: Arc::clone(&keys),
+            refresh: RefreshTokens::new(
+                redis.clone(),
+                &prefix,
+                config.tokens.refresh_ttl,
+                config.tokens.family_lifetime,
+            ),
+            access_ttl: config.tokens.access_ttl,
+        },
+        passwords: PasswordHasher::new(config.password)?,
+        limiter: RateLimiter::new(redis.clone(), &prefix),
+        login_attempts_per_minute: config.login_attempts_per_minute,
+        blacklist,
+        oauth: OAuthProviders::new(config.oauth.clone())?,
+        cursor: config.cursor.clone(),
+        cookie_secure: config.tokens.cookie_secure,
+        trust_forwarded_for: config.trust_forwarded_for,
+    });
+    let verifier = web::Data::new(verifier);
     let readiness = Readiness::default()
         .with(PostgresProbe(db))
         .with(RedisProbe(redis))
-        .with(KafkaProbe::new(&config.kafka)?);
-    let service = ServiceBuilder::new(SERVICE, config.http)
-        .readiness(readiness)
+        .with(KafkaProbe::new(&config.events.kafka)?);
+    let builder = ServiceBuilder::new(SERVICE, config.http).readiness(readiness);
+    let shutdown = builder.shutdown_token();
+    let service = builder
         .openapi(routes::openapi())
-        .start(routes::configure)
+        .spawn(relay.run(shutdown.clone()))
+        .spawn(Arc::clone(&keys).run_rotation(shutdown))
+        .start(move |cfg| {
+            cfg.app_data(state.clone()).app_data(verifier.clone());
+            events::admin::outbox_routes(cfg, relay_handle.clone());
+            routes::configure(cfg);
+        })
         .await?;
     Ok(service)
 }

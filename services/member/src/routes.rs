@@ -1,15 +1,82 @@
 //! member's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
-//! `/swagger-ui/`.
+//! `/swagger-ui/`. Routes needing a token take an `AuthMember` argument.
 
 use actix_web::web;
 use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::api::{auth, follows, internal, jwks, members, oauth};
 
 #[derive(OpenApi)]
-#[openapi(tags((name = "member", description = "Accounts, tokens, profiles and follows")))]
+#[openapi(
+    paths(
+        auth::register, auth::check_email, auth::login, auth::refresh, auth::logout, auth::logout_all,
+        oauth::start, oauth::link, oauth::callback, oauth::unlink,
+        jwks::jwks,
+        members::me, members::update_me, members::get,
+        follows::follow, follows::unfollow, follows::followers, follows::followings,
+        internal::batch, internal::following_ids,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "auth", description = "Accounts and tokens"),
+        (name = "oauth", description = "Google and Kakao login"),
+        (name = "members", description = "Profiles"),
+        (name = "follows", description = "Follows"),
+        (name = "internal", description = "For other services, not routed by the gateway"),
+    )
+)]
 struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub(crate) fn configure(_cfg: &mut web::ServiceConfig) {}
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/.well-known/jwks.json", web::get().to(jwks::jwks))
+        .service(
+            web::scope("/api/v1/auth")
+                .route("/register", web::post().to(auth::register))
+                .route("/check-email", web::get().to(auth::check_email))
+                .route("/login", web::post().to(auth::login))
+                .route("/refresh", web::post().to(auth::refresh))
+                .route("/logout", web::post().to(auth::logout))
+                .route("/logout-all", web::post().to(auth::logout_all))
+                .route("/oauth/{provider}", web::get().to(oauth::start))
+                .route("/oauth/{provider}", web::delete().to(oauth::unlink))
+                .route("/oauth/{provider}/link", web::post().to(oauth::link))
+                .route("/oauth/{provider}/callback", web::get().to(oauth::callback)),
+        )
+        .service(
+            web::scope("/api/v1/members")
+                .route("/me", web::get().to(members::me))
+                .route("/me", web::patch().to(members::update_me))
+                .route("/{id}", web::get().to(members::get))
+                .route("/{id}/follow", web::post().to(follows::follow))
+                .route("/{id}/follow", web::delete().to(follows::unfollow))
+                .route("/{id}/followers", web::get().to(follows::followers))
+                .route("/{id}/followings", web::get().to(follows::followings)),
+        )
+        .route("/internal/members/batch", web::post().to(internal::batch))
+        .route(
+            "/internal/members/{id}/following-ids",
+            web::get().to(internal::following_ids),
+        );
+}

@@ -1,0 +1,240 @@
+//! Refresh tokens: opaque 256-bit random values, stored in Redis only as their SHA-256,
+//! grouped in families (one login and all its rotations).
+//!
+//! Every refresh rotates: the presented token becomes `used` and a new one is issued in the
+//! same family. Presenting a `used` token again means it was stolen (or replayed): the whole
+//! family is revoked, as Ory Hydra does. A family also has an absolute lifetime, so rotation
+//! cannot extend a session forever. All of it is one Lua script per operation, so two
+//! concurrent refreshes of one token cannot both succeed.
+
+use std::time::Duration;
+
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use contracts::redis_keys;
+use deadpool_redis::Pool;
+use sha2::{Digest, Sha256};
+
+/// Rotates a refresh token. KEYS: old token, new token. ARGV: key prefix, refresh TTL (ms).
+const ROTATE: &str = r#"
+local token = redis.call('HMGET', KEYS[1], 'member_id', 'family', 'state')
+if not token[1] then return {'invalid'} end
+local member, family, state = token[1], token[2], token[3]
+local family_key = ARGV[1] .. 'auth:family:' .. family
+local family_set = ARGV[1] .. 'auth:member_families:' .. member
+local expires = redis.call('HGET', family_key, 'expires_at_ms')
+if not expires then return {'revoked'} end
+if state == 'used' then
+  redis.call('DEL', family_key)
+  redis.call('SREM', family_set, family)
+  return {'reused', member, family}
+end
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local remaining = tonumber(expires) - now
+if remaining <= 0 then
+  redis.call('DEL', family_key)
+  redis.call('SREM', family_set, family)
+  return {'expired'}
+end
+redis.call('HSET', KEYS[1], 'state', 'used')
+redis.call('HSET', KEYS[2], 'member_id', member, 'family', family, 'state', 'active')
+redis.call('PEXPIRE', KEYS[2], math.min(tonumber(ARGV[2]), remaining))
+return {'ok', member, family}
+"#;
+
+/// The result of presenting a refresh token.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Rotation {
+    /// Valid: here is the member and the replacement token.
+    Rotated { member_id: i64, token: String },
+    /// Unknown, expired or from a revoked family.
+    Invalid,
+    /// Already used once: the family is now revoked.
+    Reused { member_id: i64 },
+}
+
+#[derive(Clone)]
+pub struct RefreshTokens {
+    pool: Pool,
+    prefix: String,
+    ttl: Duration,
+    family_lifetime: Duration,
+    rotate: redis::Script,
+}
+
+/// A new random token value and the hash it is stored under.
+fn mint() -> (String, String) {
+    let raw: [u8; 32] = rand::random();
+    let token = URL_SAFE_NO_PAD.encode(raw);
+    let hash = hash(&token);
+    (token, hash)
+}
+
+fn hash(token: &str) -> String {
+    Sha256::digest(token.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+impl RefreshTokens {
+    pub fn new(pool: Pool, prefix: &str, ttl: Duration, family_lifetime: Duration) -> Self {
+        Self {
+            pool,
+            prefix: prefix.to_owned(),
+            ttl,
+            family_lifetime,
+            rotate: redis::Script::new(ROTATE),
+        }
+    }
+
+    pub fn ttl(&self) -> Duration {
+        self.ttl
+    }
+
+    /// Starts a family (a login) and returns its first token.
+    pub async fn issue(&self, member_id: i64) -> anyhow::Result<String> {
+        let family = uuid::Uuid::new_v4().simple().to_string();
+        let (token, hash) = mint();
+        let expires_at_ms = chrono::Utc::now().timestamp_millis()
+            + i64::try_from(self.family_lifetime.as_millis()).unwrap_or(i64::MAX / 2);
+        let mut conn = self.pool.get().await?;
+        let family_key = redis_keys::refresh_family(&self.prefix, &family);
+        let token_key = redis_keys::refresh_token(&self.prefix, &hash);
+        let families = redis_keys::member_families(&self.prefix, member_id);
+        redis::pipe()
+            .atomic()
+            .cmd("HSET")
+            .arg(&family_key)
+            .arg("member_id")
+            .arg(member_id)
+            .arg("expires_at_ms")
+            .arg(expires_at_ms)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&family_key)
+            .arg(millis(self.family_lifetime))
+            .ignore()
+            .cmd("SADD")
+            .arg(&families)
+            .arg(&family)
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&families)
+            .arg(millis(self.family_lifetime))
+            .ignore()
+            .cmd("HSET")
+            .arg(&token_key)
+            .arg("member_id")
+            .arg(member_id)
+            .arg("family")
+            .arg(&family)
+            .arg("state")
+            .arg("active")
+            .ignore()
+            .cmd("PEXPIRE")
+            .arg(&token_key)
+            .arg(millis(self.ttl.min(self.family_lifetime)))
+            .ignore()
+            .query_async::<()>(&mut *conn)
+            .await?;
+        Ok(token)
+    }
+
+    /// Presents `token`: rotates it, or reports it invalid or reused.
+    pub async fn rotate(&self, token: &str) -> anyhow::Result<Rotation> {
+        let (new_token, new_hash) = mint();
+        let mut conn = self.pool.get().await?;
+        let reply: Vec<String> = self
+            .rotate
+            .key(redis_keys::refresh_token(&self.prefix, &hash(token)))
+            .key(redis_keys::refresh_token(&self.prefix, &new_hash))
+            .arg(&self.prefix)
+            .arg(millis(self.ttl))
+            .invoke_async(&mut *conn)
+            .await?;
+        let member = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|m| m.parse::<i64>().ok())
+                .unwrap_or(0)
+        };
+        Ok(match reply.first().map(String::as_str) {
+            Some("ok") => Rotation::Rotated {
+                member_id: member(1),
+                token: new_token,
+            },
+            Some("reused") => Rotation::Reused {
+                member_id: member(1),
+            },
+            _ => Rotation::Invalid,
+        })
+    }
+
+    /// Revokes the family `token` belongs to (logout). Unknown tokens are ignored.
+    pub async fn revoke_family_of(&self, token: &str) -> anyhow::Result<()> {
+        let mut conn = self.pool.get().await?;
+        let record: (Option<i64>, Option<String>) = redis::cmd("HMGET")
+            .arg(redis_keys::refresh_token(&self.prefix, &hash(token)))
+            .arg("member_id")
+            .arg("family")
+            .query_async(&mut *conn)
+            .await?;
+        if let (Some(member), Some(family)) = record {
+            redis::pipe()
+                .atomic()
+                .cmd("DEL")
+                .arg(redis_keys::refresh_family(&self.prefix, &family))
+                .ignore()
+                .cmd("SREM")
+                .arg(redis_keys::member_families(&self.prefix, member))
+                .arg(&family)
+                .ignore()
+                .query_async::<()>(&mut *conn)
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// Revokes every family of `member_id` (logout everywhere). Returns how many.
+    pub async fn revoke_all(&self, member_id: i64) -> anyhow::Result<usize> {
+        let mut conn = self.pool.get().await?;
+        let set = redis_keys::member_families(&self.prefix, member_id);
+        let families: Vec<String> = redis::cmd("SMEMBERS")
+            .arg(&set)
+            .query_async(&mut *conn)
+            .await?;
+        let mut pipe = redis::pipe();
+        pipe.atomic();
+        for family in &families {
+            pipe.cmd("DEL")
+                .arg(redis_keys::refresh_family(&self.prefix, family))
+                .ignore();
+        }
+        pipe.cmd("DEL").arg(&set).ignore();
+        pipe.query_async::<()>(&mut *conn).await?;
+        Ok(families.len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn tokens_are_256_bit_and_stored_only_as_hashes() {
+        let (token, stored) = mint();
+        assert_eq!(
+            URL_SAFE_NO_PAD.decode(&token).map(|b| b.len()).ok(),
+            Some(32)
+        );
+        assert_eq!(stored.len(), 64);
+        assert_ne!(token, stored);
+        assert_eq!(hash(&token), stored);
+    }
+}

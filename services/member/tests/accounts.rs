@@ -1,0 +1,393 @@
+//! Accounts and tokens, the way a frontend uses them.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use std::time::{Duration, Instant};
+
+use common::{PASSWORD, refresh_cookie, spawn, unique_email};
+use reqwest::StatusCode;
+use serde_json::{Value, json};
+use test_harness::platform::assert_json_error;
+
+#[tokio::test]
+async fn register_login_refresh_logout_round_trip() {
+    let app = spawn(&[]).await;
+    let email = unique_email("round");
+    let created = app.register(&format!("  {}  ", email.to_uppercase())).await;
+    assert_eq!(created["email"], email, "emails are normalised");
+    assert!(created.get("password_hash").is_none());
+
+    let login = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(login.status(), 200);
+    let cookie = login
+        .headers()
+        .get("set-cookie")
+        .unwrap()
+        .to_str()
+        .unwrap()
+        .to_owned();
+    for attribute in [
+        "HttpOnly",
+        "SameSite=Strict",
+        "Path=/api/v1/auth",
+        "Max-Age=604800",
+    ] {
+        assert!(cookie.contains(attribute), "{cookie}");
+    }
+    let pair: Value = login.json().await.unwrap();
+    assert_eq!(pair["token_type"], "Bearer");
+    assert_eq!(pair["expires_in"], 900);
+    let access = pair["access_token"].as_str().unwrap().to_owned();
+    let me: Value = app
+        .get_as("/api/v1/members/me", &access)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["email"], email);
+
+    // Browser-style refresh: the cookie, no body.
+    let refreshed = app
+        .client
+        .post(app.url("/api/v1/auth/refresh"))
+        .header(
+            "cookie",
+            format!("refresh_token={}", pair["refresh_token"].as_str().unwrap()),
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(refreshed.status(), 200);
+    let rotated = refresh_cookie(&refreshed).unwrap();
+    let pair2: Value = refreshed.json().await.unwrap();
+    assert_eq!(pair2["refresh_token"], rotated);
+    assert_ne!(pair2["refresh_token"], pair["refresh_token"]);
+    let access2 = pair2["access_token"].as_str().unwrap().to_owned();
+
+    // Logout: access token blacklisted, refresh family revoked, cookie cleared.
+    let out = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&access2)
+        .header("cookie", format!("refresh_token={rotated}"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert!(
+        out.headers()
+            .get("set-cookie")
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .contains("Max-Age=0")
+    );
+    let denied = app.get_as("/api/v1/members/me", &access2).await;
+    assert_eq!(denied.status(), 401);
+    assert_eq!(denied.headers()["x-relogin-required"], "true");
+    assert_json_error(denied, "token_revoked").await;
+    let again = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": rotated}))
+        .await;
+    assert_eq!(again.status(), 401);
+    assert_eq!(again.headers()["x-relogin-required"], "true");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_registrations_get_field_errors_and_duplicates_409() {
+    let app = spawn(&[]).await;
+    let res = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": "not-an-email", "password": "short", "nickname": "x"}),
+        )
+        .await;
+    assert_eq!(res.status(), 422);
+    let body = assert_json_error(res, "validation_failed").await;
+    let fields: Vec<&str> = body["fields"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|f| f["field"].as_str().unwrap())
+        .collect();
+    assert_eq!(fields, ["email", "password", "nickname"]);
+
+    let email = unique_email("dup");
+    app.register(&email).await;
+    let res = app
+        .post(
+            "/api/v1/auth/register",
+            json!({"email": email.to_uppercase(), "password": PASSWORD, "nickname": "again"}),
+        )
+        .await;
+    assert_eq!(res.status(), 409);
+    assert_json_error(res, "email_taken").await;
+
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/register"))
+        .header("content-type", "application/json")
+        .body("{\"email\": ")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 400);
+    assert_json_error(res, "malformed_json").await;
+    let res = app
+        .post("/api/v1/auth/register", json!({"email": "a@b.co"}))
+        .await;
+    assert_eq!(res.status(), 422, "missing fields");
+
+    let check: Value = app
+        .get(&format!("/api/v1/auth/check-email?email={email}"))
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["available"], false);
+    let check: Value = app
+        .get("/api/v1/auth/check-email?email=fresh@example.com")
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(check["available"], true);
+    assert_eq!(
+        app.get("/api/v1/auth/check-email?email=nope")
+            .await
+            .status(),
+        422
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn login_does_not_reveal_whether_an_account_exists() {
+    let app = spawn(&[("ARGON2_MEMORY_KIB", "19456"), ("ARGON2_ITERATIONS", "2")]).await;
+    let email = unique_email("enum");
+    app.register(&email).await;
+    let mut wrong_password = Duration::ZERO;
+    let mut unknown_email = Duration::ZERO;
+    let mut bodies = Vec::new();
+    for i in 0..6 {
+        let started = Instant::now();
+        let res = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": format!("wrong password {i}")}),
+            )
+            .await;
+        wrong_password += started.elapsed();
+        assert_eq!(res.status(), 401);
+        bodies.push(res.json::<Value>().await.unwrap());
+        let started = Instant::now();
+        let res = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": unique_email("ghost"), "password": "wrong password"}),
+            )
+            .await;
+        unknown_email += started.elapsed();
+        assert_eq!(res.status(), 401);
+        bodies.push(res.json::<Value>().await.unwrap());
+    }
+    assert!(
+        bodies.windows(2).all(|w| w[0] == w[1]),
+        "identical answers: {bodies:?}"
+    );
+    let ratio = unknown_email.as_secs_f64() / wrong_password.as_secs_f64();
+    assert!(
+        (0.6..1.6).contains(&ratio),
+        "unknown email {unknown_email:?} vs wrong password {wrong_password:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_eleventh_login_attempt_in_a_minute_is_429_per_account_and_per_ip() {
+    let app = spawn(&[("LOGIN_ATTEMPTS_PER_MINUTE", "10")]).await;
+    let email = unique_email("limited");
+    app.register(&email).await;
+    for _ in 0..10 {
+        let res = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": "nope nope nope"}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(
+        res.status(),
+        429,
+        "even the right password is refused while limited"
+    );
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry));
+    assert_json_error(res, "rate_limited").await;
+    // The IP is also at its limit now: another account from the same client is refused.
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": unique_email("other"), "password": "x"}),
+        )
+        .await;
+    assert_eq!(res.status(), 429);
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_refresh_token_revokes_the_whole_family() {
+    let app = spawn(&[]).await;
+    let (_, _, first) = app.member("reuse").await;
+    let res = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let second = res.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+
+    // The stolen first token comes back: refused, and the family dies with it.
+    let res = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-relogin-required"], "true");
+    assert_json_error(res, "refresh_reused").await;
+    let res = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": second}))
+        .await;
+    assert_eq!(
+        res.status(),
+        401,
+        "the legitimate newer token is revoked too"
+    );
+
+    for bad in ["", "garbage", &"x".repeat(1000)] {
+        let res = app
+            .post("/api/v1/auth/refresh", json!({"refresh_token": bad}))
+            .await;
+        assert_eq!(res.status(), 401, "{bad:.10}");
+    }
+    assert_eq!(
+        app.post("/api/v1/auth/refresh", json!({})).await.status(),
+        401
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn concurrent_refreshes_of_one_token_rotate_it_once() {
+    let app = spawn(&[]).await;
+    let (_, _, token) = app.member("race").await;
+    let attempts =
+        (0..8).map(|_| app.post("/api/v1/auth/refresh", json!({"refresh_token": token})));
+    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+        .await
+        .iter()
+        .map(|r| r.status())
+        .collect();
+    assert_eq!(
+        statuses.iter().filter(|s| **s == 200).count(),
+        1,
+        "{statuses:?}"
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_family_cannot_outlive_its_absolute_lifetime() {
+    let app = spawn(&[("REFRESH_FAMILY_MAX_SECONDS", "2")]).await;
+    let (_, _, token) = app.member("lifetime").await;
+    let res = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": token}))
+        .await;
+    assert_eq!(res.status(), 200);
+    let token = res.json::<Value>().await.unwrap()["refresh_token"]
+        .as_str()
+        .unwrap()
+        .to_owned();
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let res = app
+        .post("/api/v1/auth/refresh", json!({"refresh_token": token}))
+        .await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-relogin-required"], "true");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn logout_all_ends_every_session() {
+    let app = spawn(&[]).await;
+    let email = unique_email("all");
+    app.register(&email).await;
+    let mut sessions = Vec::new();
+    for _ in 0..3 {
+        let pair: Value = app
+            .post(
+                "/api/v1/auth/login",
+                json!({"email": email, "password": PASSWORD}),
+            )
+            .await
+            .json()
+            .await
+            .unwrap();
+        sessions.push(pair);
+    }
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/logout-all"))
+        .bearer_auth(sessions[0]["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    for session in &sessions {
+        let res = app
+            .post(
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": session["refresh_token"]}),
+            )
+            .await;
+        assert_eq!(res.status(), 401);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_expired_access_token_asks_for_a_refresh() {
+    let app = spawn(&[("ACCESS_TOKEN_TTL_SECONDS", "1")]).await;
+    let (_, access, _) = app.member("expiry").await;
+    assert_eq!(
+        app.get_as("/api/v1/members/me", &access).await.status(),
+        200
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let res = app.get_as("/api/v1/members/me", &access).await;
+    assert_eq!(res.status(), 401);
+    assert_eq!(res.headers()["x-token-refresh-needed"], "true");
+    assert_json_error(res, "token_expired").await;
+    let res = app.get("/api/v1/members/me").await;
+    assert_eq!(res.status(), 401);
+    assert_json_error(res, "unauthorized").await;
+    app.stop().await;
+}

@@ -1,0 +1,286 @@
+//! Google (OpenID Connect) and Kakao (OAuth 2.0) login against real local OAuth servers.
+#![allow(clippy::unwrap_used)]
+
+mod common;
+
+use common::{App, PASSWORD, spawn, unique_email};
+use reqwest::Response;
+use serde_json::{Value, json};
+use test_harness::platform::assert_json_error;
+
+fn location(res: &Response) -> url::Url {
+    url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
+}
+
+/// Plays the browser: our redirect → the provider (logging in as `email`) → back to our
+/// callback. Returns the callback URL (not yet visited).
+async fn authorize(app: &App, start: url::Url, email: &str) -> url::Url {
+    let mut provider_url = start;
+    provider_url
+        .query_pairs_mut()
+        .append_pair("login_hint", email);
+    let res = app.client.get(provider_url).send().await.unwrap();
+    assert_eq!(res.status(), 302, "the provider redirects back");
+    let mut callback = location(&res);
+    // MEMBER_PUBLIC_URL names the default port; this instance listens on a random one.
+    let base = url::Url::parse(&app.base).unwrap();
+    callback.set_port(base.port()).unwrap();
+    callback
+}
+
+async fn begin(app: &App, provider: &str) -> url::Url {
+    let res = app.get(&format!("/api/v1/auth/oauth/{provider}")).await;
+    assert_eq!(res.status(), 302);
+    location(&res)
+}
+
+async fn login_with(app: &App, provider: &str, email: &str) -> Value {
+    let start = begin(app, provider).await;
+    let callback = authorize(app, start, email).await;
+    let res = app.client.get(callback).send().await.unwrap();
+    let status = res.status();
+    let body: Value = res.json().await.unwrap();
+    assert_eq!(status, 200, "{body}");
+    body
+}
+
+#[tokio::test]
+async fn the_redirect_carries_pkce_state_and_for_google_a_nonce() {
+    let app = spawn(&[]).await;
+    for (provider, oidc) in [("google", true), ("kakao", false)] {
+        let url = begin(&app, provider).await;
+        let params: std::collections::HashMap<String, String> =
+            url.query_pairs().into_owned().collect();
+        assert_eq!(params["response_type"], "code");
+        assert_eq!(params["code_challenge_method"], "S256");
+        assert_eq!(params["code_challenge"].len(), 43);
+        assert!(params["state"].len() >= 16);
+        assert!(
+            params["redirect_uri"].ends_with(&format!("/api/v1/auth/oauth/{provider}/callback"))
+        );
+        assert_eq!(params.contains_key("nonce"), oidc, "{provider}");
+    }
+    let res = app.get("/api/v1/auth/oauth/github").await;
+    assert_eq!(res.status(), 404);
+    assert_json_error(res, "not_found").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn google_and_kakao_logins_create_then_reuse_a_member() {
+    let app = spawn(&[]).await;
+    for provider in ["google", "kakao"] {
+        let email = unique_email(provider);
+        let first = login_with(&app, provider, &email).await;
+        let member_id = first["member_id"].as_i64().unwrap();
+        let access = first["access_token"].as_str().unwrap();
+        let me: Value = app
+            .get_as("/api/v1/members/me", access)
+            .await
+            .json()
+            .await
+            .unwrap();
+        assert_eq!(
+            me["email"],
+            email.as_str(),
+            "{provider}: verified email kept"
+        );
+        let again = login_with(&app, provider, &email).await;
+        assert_eq!(
+            again["member_id"], member_id,
+            "{provider}: same member next time"
+        );
+        // Our tokens work like a password login's.
+        let refreshed = app
+            .post(
+                "/api/v1/auth/refresh",
+                json!({"refresh_token": again["refresh_token"]}),
+            )
+            .await;
+        assert_eq!(refreshed.status(), 200);
+    }
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_verified_provider_email_links_to_the_existing_account() {
+    let app = spawn(&[]).await;
+    let email = unique_email("linkme");
+    let created = app.register(&email).await;
+    let via_google = login_with(&app, "google", &email).await;
+    assert_eq!(via_google["member_id"], created["id"]);
+    let via_kakao = login_with(&app, "kakao", &email).await;
+    assert_eq!(via_kakao["member_id"], created["id"]);
+
+    // An unverified email never takes over an account: it gets a new member.
+    let login = login_with(&app, "google", &format!("unverified+{email}")).await;
+    assert_ne!(login["member_id"], created["id"]);
+    let me: Value = app
+        .get_as(
+            "/api/v1/members/me",
+            login["access_token"].as_str().unwrap(),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert!(me.get("email").is_none() || me["email"].is_null());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn bad_or_replayed_state_and_provider_errors_are_refused() {
+    let app = spawn(&[]).await;
+    let start = begin(&app, "google").await;
+    let callback = authorize(&app, start, &unique_email("replay")).await;
+    let ok = app.client.get(callback.clone()).send().await.unwrap();
+    assert_eq!(ok.status(), 200);
+    // The same callback again (reused code and state): refused.
+    let replay = app.client.get(callback.clone()).send().await.unwrap();
+    assert_eq!(replay.status(), 400);
+    assert_json_error(replay, "invalid_state").await;
+
+    let mut forged = callback.clone();
+    let code = callback
+        .query_pairs()
+        .find(|(k, _)| k == "code")
+        .unwrap()
+        .1
+        .into_owned();
+    forged
+        .query_pairs_mut()
+        .clear()
+        .append_pair("code", &code)
+        .append_pair("state", "made-up");
+    let res = app.client.get(forged).send().await.unwrap();
+    assert_eq!(res.status(), 400);
+    assert_json_error(res, "invalid_state").await;
+
+    let res = app.get("/api/v1/auth/oauth/google/callback?code=abc").await;
+    assert_eq!(res.status(), 400, "no state");
+
+    // A state started for Kakao cannot finish on Google's callback.
+    let kakao_start = begin(&app, "kakao").await;
+    let kakao_state = kakao_start
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = app
+        .get(&format!(
+            "/api/v1/auth/oauth/google/callback?code=abc&state={kakao_state}"
+        ))
+        .await;
+    assert_eq!(res.status(), 400);
+
+    // The provider says the user declined.
+    let denied_start = begin(&app, "google").await;
+    let state = denied_start
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = app
+        .get(&format!(
+            "/api/v1/auth/oauth/google/callback?error=access_denied&state={state}"
+        ))
+        .await;
+    assert_eq!(res.status(), 400);
+    assert_json_error(res, "oauth_denied").await;
+
+    // A code the provider never issued.
+    let start = begin(&app, "kakao").await;
+    let state = start
+        .query_pairs()
+        .find(|(k, _)| k == "state")
+        .unwrap()
+        .1
+        .into_owned();
+    let res = app
+        .get(&format!(
+            "/api/v1/auth/oauth/kakao/callback?code=never-issued&state={state}"
+        ))
+        .await;
+    assert!(
+        res.status() == 400 || res.status() == 401,
+        "{}",
+        res.status()
+    );
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn link_and_unlink_never_remove_the_last_way_in() {
+    let app = spawn(&[]).await;
+    // A provider-only member (Kakao, no shared email) cannot unlink Kakao.
+    let kakao_only = login_with(&app, "kakao", &format!("noemail+{}", unique_email("solo"))).await;
+    let access = kakao_only["access_token"].as_str().unwrap().to_owned();
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/oauth/kakao"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 409);
+    assert_json_error(res, "last_login_method").await;
+
+    // Link Google too (the logged-in flow), then Kakao may go.
+    let res = app
+        .client
+        .post(app.url("/api/v1/auth/oauth/google/link"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let url: Value = res.json().await.unwrap();
+    let callback = authorize(
+        &app,
+        url::Url::parse(url["authorization_url"].as_str().unwrap()).unwrap(),
+        &unique_email("second"),
+    )
+    .await;
+    let res = app.client.get(callback).send().await.unwrap();
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["linked"], "google");
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/oauth/kakao"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/oauth/kakao"))
+        .bearer_auth(&access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 404, "not linked any more");
+
+    // A password member can unlink their only provider.
+    let email = unique_email("pw");
+    app.register(&email).await;
+    let linked = login_with(&app, "kakao", &email).await;
+    let res = app
+        .client
+        .delete(app.url("/api/v1/auth/oauth/kakao"))
+        .bearer_auth(linked["access_token"].as_str().unwrap())
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 204);
+    let res = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    app.stop().await;
+}
