@@ -8,6 +8,7 @@
 
 mod broker;
 mod env;
+pub mod kafka;
 pub mod platform;
 mod process;
 

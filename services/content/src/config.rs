@@ -1,6 +1,10 @@
-//! content's configuration: the shared env vocabulary (see README "Configuration").
+//! content's configuration: the shared env vocabulary plus the variables below.
 
-use service_runtime::kafka::KafkaSettings;
+use std::time::Duration;
+
+use events::EventsConfig;
+use pagination::CursorCodec;
+use service_runtime::config::ranged_or;
 use service_runtime::postgres::PostgresSettings;
 use service_runtime::redis::RedisSettings;
 use service_runtime::{ConfigError, EnvSource, HttpSettings};
@@ -12,7 +16,11 @@ pub struct Config {
     pub http: HttpSettings,
     pub database: PostgresSettings,
     pub redis: RedisSettings,
-    pub kafka: KafkaSettings,
+    pub events: EventsConfig,
+    pub auth: auth::AuthSettings,
+    pub cursor: CursorCodec,
+    /// `IDEMPOTENCY_KEY_TTL_HOURS` (default 24): how long a create can be retried safely.
+    pub idempotency_ttl: Duration,
 }
 
 impl Config {
@@ -21,7 +29,12 @@ impl Config {
             http: HttpSettings::from_env(env, SERVICE)?,
             database: PostgresSettings::from_env(env, SERVICE)?,
             redis: RedisSettings::from_env(env)?,
-            kafka: KafkaSettings::from_env(env, SERVICE)?,
+            events: EventsConfig::from_env(env, SERVICE)?,
+            auth: auth::AuthSettings::from_env(env)?,
+            cursor: CursorCodec::from_env(env)?,
+            idempotency_ttl: Duration::from_secs(
+                3600 * ranged_or::<u64>(env, "IDEMPOTENCY_KEY_TTL_HOURS", 24, 1..=24 * 30)?,
+            ),
         })
     }
 }

@@ -3,13 +3,70 @@
 
 use actix_web::web;
 use utoipa::OpenApi;
+use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
+
+use crate::api::{comments, internal, likes, posts};
 
 #[derive(OpenApi)]
-#[openapi(tags((name = "content", description = "Posts, comments, replies and likes")))]
+#[openapi(
+    paths(
+        posts::create, posts::get, posts::edit, posts::delete, posts::history, posts::by_author,
+        comments::create, comments::of_post, comments::replies, comments::edit, comments::delete,
+        likes::like_post, likes::unlike_post, likes::like_comment, likes::unlike_comment,
+        internal::all_posts,
+    ),
+    modifiers(&BearerAuth),
+    tags(
+        (name = "posts", description = "Posts with edit history"),
+        (name = "comments", description = "Comments and one level of replies"),
+        (name = "likes", description = "Likes on posts and comments"),
+        (name = "internal", description = "For other services, not routed by the gateway"),
+    )
+)]
 struct ApiDoc;
+
+struct BearerAuth;
+
+impl utoipa::Modify for BearerAuth {
+    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
+        let components = openapi.components.get_or_insert_with(Default::default);
+        components.add_security_scheme(
+            "bearer",
+            SecurityScheme::Http(
+                HttpBuilder::new()
+                    .scheme(HttpAuthScheme::Bearer)
+                    .bearer_format("JWT")
+                    .build(),
+            ),
+        );
+    }
+}
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub(crate) fn configure(_cfg: &mut web::ServiceConfig) {}
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.service(
+        web::scope("/api/v1/posts")
+            .route("", web::post().to(posts::create))
+            .route("", web::get().to(posts::by_author))
+            .route("/{id}", web::get().to(posts::get))
+            .route("/{id}", web::patch().to(posts::edit))
+            .route("/{id}", web::delete().to(posts::delete))
+            .route("/{id}/history", web::get().to(posts::history))
+            .route("/{id}/comments", web::post().to(comments::create))
+            .route("/{id}/comments", web::get().to(comments::of_post))
+            .route("/{id}/like", web::put().to(likes::like_post))
+            .route("/{id}/like", web::delete().to(likes::unlike_post)),
+    )
+    .service(
+        web::scope("/api/v1/comments")
+            .route("/{id}", web::patch().to(comments::edit))
+            .route("/{id}", web::delete().to(comments::delete))
+            .route("/{id}/replies", web::get().to(comments::replies))
+            .route("/{id}/like", web::put().to(likes::like_comment))
+            .route("/{id}/like", web::delete().to(likes::unlike_comment)),
+    )
+    .route("/internal/posts", web::get().to(internal::all_posts));
+}

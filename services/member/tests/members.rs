@@ -5,12 +5,8 @@
 mod common;
 
 use std::collections::HashSet;
-use std::time::Duration;
 
 use common::spawn;
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::Message;
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use serde_json::{Value, json};
 use test_harness::platform::assert_json_error;
 
@@ -299,56 +295,27 @@ async fn follow_and_unfollow_publish_events_to_the_days_member_topic() {
         "{prefix}member-events-{}",
         chrono::Utc::now().format("%Y%m%d")
     );
-    let types = tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set(
-                "group.id",
-                format!("reader-{}", test_harness::unique_suffix()),
-            )
-            .create()
-            .unwrap();
-        let deadline = std::time::Instant::now() + Duration::from_secs(30);
-        let mut types = Vec::new();
-        let mut assigned = false;
-        while std::time::Instant::now() < deadline
-            && types
-                .iter()
-                .filter(|t: &&(String, i64, i64)| t.0 != "MEMBER_CREATE")
-                .count()
-                < 2
-        {
-            if !assigned {
-                if let Ok(md) = consumer.fetch_metadata(Some(&topic), Duration::from_secs(2))
-                    && md
-                        .topics()
-                        .first()
-                        .is_some_and(|t| !t.partitions().is_empty())
-                {
-                    let mut tpl = TopicPartitionList::new();
-                    for p in md.topics()[0].partitions() {
-                        tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)
-                            .unwrap();
-                    }
-                    consumer.assign(&tpl).unwrap();
-                    assigned = true;
-                }
-                std::thread::sleep(Duration::from_millis(200));
-                continue;
-            }
-            if let Some(Ok(m)) = consumer.poll(Duration::from_millis(200)) {
-                let e: Value = serde_json::from_slice(m.payload().unwrap()).unwrap();
-                types.push((
-                    e["event_type"].as_str().unwrap().to_owned(),
-                    e["actor_id"].as_i64().unwrap(),
-                    e["subject_id"].as_i64().unwrap(),
-                ));
-            }
-        }
-        types
+    let records = test_harness::kafka::wait_for_records(&brokers, &topic, 2, |r| {
+        r.json().is_some_and(|e| e["event_type"] != "MEMBER_CREATE")
     })
-    .await
-    .unwrap();
+    .await;
+    let types: Vec<(String, i64, i64)> = records
+        .iter()
+        .chain(
+            test_harness::kafka::read_topic(&brokers, &topic)
+                .await
+                .iter()
+                .filter(|r| r.json().is_some_and(|e| e["event_type"] == "MEMBER_CREATE")),
+        )
+        .filter_map(|r| r.json())
+        .map(|e| {
+            (
+                e["event_type"].as_str().unwrap().to_owned(),
+                e["actor_id"].as_i64().unwrap(),
+                e["subject_id"].as_i64().unwrap(),
+            )
+        })
+        .collect();
     let follows: Vec<&(String, i64, i64)> = types
         .iter()
         .filter(|t| t.0 == "FOLLOW" || t.0 == "UNFOLLOW")

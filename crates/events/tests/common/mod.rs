@@ -12,9 +12,6 @@ use async_trait::async_trait;
 use chrono::{DateTime, Utc};
 use contracts::{EventEnvelope, EventType, TopicName};
 use events::{EventHandler, EventsConfig, HandlerError, RecordInfo};
-use rdkafka::consumer::{BaseConsumer, Consumer};
-use rdkafka::message::{Headers, Message};
-use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use sea_orm::{ConnectionTrait, DatabaseConnection, DbBackend, Statement, TransactionTrait};
 use sea_orm_migration::{MigrationTrait, MigratorTrait};
 use service_runtime::ServiceName;
@@ -266,72 +263,25 @@ impl EventHandler for RecordingHandler {
     }
 }
 
-/// Every record of `topic` from the beginning, as (partition, offset, event, traceparent).
+/// Every record of `topic` from the beginning, as (partition, offset, event, traceparent);
+/// records that are not events are left out.
 pub async fn read_topic(
     brokers: &str,
     topic: &str,
 ) -> Vec<(i32, i64, EventEnvelope, Option<String>)> {
-    let brokers = brokers.to_owned();
-    let topic = topic.to_owned();
-    tokio::task::spawn_blocking(move || {
-        let consumer: BaseConsumer = ClientConfig::new()
-            .set("bootstrap.servers", &brokers)
-            .set(
-                "group.id",
-                format!("reader-{}", test_harness::unique_suffix()),
-            )
-            .set("enable.auto.commit", "false")
-            .create()
-            .unwrap();
-        let metadata = consumer
-            .fetch_metadata(Some(&topic), Duration::from_secs(10))
-            .unwrap();
-        let mut tpl = TopicPartitionList::new();
-        let mut ends = HashMap::new();
-        for p in metadata.topics()[0].partitions() {
-            let (_, high) = consumer
-                .fetch_watermarks(&topic, p.id(), Duration::from_secs(10))
-                .unwrap();
-            if high > 0 {
-                tpl.add_partition_offset(&topic, p.id(), Offset::Beginning)
-                    .unwrap();
-                ends.insert(p.id(), high);
-            }
-        }
-        let mut records = Vec::new();
-        if ends.is_empty() {
-            return records;
-        }
-        consumer.assign(&tpl).unwrap();
-        let deadline = Instant::now() + Duration::from_secs(30);
-        while !ends.is_empty() {
-            assert!(Instant::now() < deadline, "reading {topic} timed out");
-            let Some(message) = consumer.poll(Duration::from_millis(200)) else {
-                continue;
-            };
-            let message = message.unwrap();
-            let traceparent = message.headers().and_then(|h| {
-                h.iter()
-                    .find(|h| h.key == "traceparent")
-                    .and_then(|h| h.value)
-                    .map(|v| String::from_utf8_lossy(v).into_owned())
-            });
-            if let Ok(event) =
-                serde_json::from_slice::<EventEnvelope>(message.payload().unwrap_or_default())
-            {
-                records.push((message.partition(), message.offset(), event, traceparent));
-            }
-            if ends
-                .get(&message.partition())
-                .is_some_and(|end| message.offset() + 1 >= *end)
-            {
-                ends.remove(&message.partition());
-            }
-        }
-        records
-    })
-    .await
-    .unwrap()
+    test_harness::kafka::read_topic(brokers, topic)
+        .await
+        .into_iter()
+        .filter_map(|r| {
+            let event = serde_json::from_slice::<EventEnvelope>(&r.payload).ok()?;
+            Some((
+                r.partition,
+                r.offset,
+                event,
+                r.headers.get("traceparent").cloned(),
+            ))
+        })
+        .collect()
 }
 
 pub fn content_topic(prefix: &str, day: DateTime<Utc>) -> String {

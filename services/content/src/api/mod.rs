@@ -1,0 +1,7 @@
+//! content's handlers.
+
+pub mod comments;
+pub mod idempotent;
+pub mod internal;
+pub mod likes;
+pub mod posts;
