@@ -67,10 +67,39 @@ where
         ],
     ))
     .await?;
-    // Delivered at commit; wakes relays at once instead of at their next poll.
-    conn.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
-        .await?;
+    if should_notify() {
+        // Delivered at commit; wakes relays at once instead of at their next poll.
+        conn.execute_unprepared(&format!("NOTIFY {NOTIFY_CHANNEL}"))
+            .await?;
+    }
     Ok(())
+}
+
+/// At most one NOTIFY per process every [`NOTIFY_EVERY`]: Postgres serialises the commits
+/// of notifying transactions, so notifying on every write would make a hot row hotter. A
+/// relay woken once keeps publishing until the outbox is empty, so one wake-up per window
+/// loses no latency.
+const NOTIFY_EVERY: std::time::Duration = std::time::Duration::from_millis(10);
+
+fn should_notify() -> bool {
+    use std::sync::OnceLock;
+    use std::sync::atomic::{AtomicU64, Ordering};
+    static START: OnceLock<std::time::Instant> = OnceLock::new();
+    static LAST: AtomicU64 = AtomicU64::new(0);
+    let now = u64::try_from(
+        START
+            .get_or_init(std::time::Instant::now)
+            .elapsed()
+            .as_micros(),
+    )
+    .unwrap_or(u64::MAX)
+    .saturating_add(1);
+    let last = LAST.load(Ordering::Relaxed);
+    let window = u64::try_from(NOTIFY_EVERY.as_micros()).unwrap_or(10_000);
+    (last == 0 || now.saturating_sub(last) >= window)
+        && LAST
+            .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+            .is_ok()
 }
 
 /// Counts that describe the outbox's health.
