@@ -15,9 +15,11 @@
 mod blacklist;
 mod extract;
 mod jwks;
+mod openapi;
 mod verifier;
 
 pub use blacklist::Blacklist;
 pub use extract::{AuthMember, OptionalAuthMember};
 pub use jwks::{Jwk, JwkSet, KeyStatus};
+pub use openapi::BearerAuth;
 pub use verifier::{AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, Verifier};

@@ -123,3 +123,21 @@ pub async fn wait_for_records(
         tokio::time::sleep(Duration::from_millis(250)).await;
     }
 }
+
+/// Writes one record (the topic must exist) and waits for the broker's acknowledgement.
+pub async fn produce(brokers: &str, topic: &str, key: &str, payload: &[u8]) {
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", brokers)
+        .set("message.timeout.ms", "20000")
+        .create()
+        .unwrap();
+    producer
+        .send(
+            FutureRecord::to(topic).key(key).payload(payload),
+            Duration::from_secs(20),
+        )
+        .await
+        .map_err(|(e, _)| e)
+        .unwrap_or_else(|e| panic!("cannot produce to {topic}: {e}"));
+}

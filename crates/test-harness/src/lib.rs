@@ -9,11 +9,13 @@
 mod broker;
 mod env;
 pub mod kafka;
+mod mongo;
 pub mod platform;
 mod process;
 
 pub use broker::{Engine, TansuBroker};
 pub use env::{TestEnv, closed_port, unique_suffix};
+pub use mongo::MongoServer;
 pub use process::ServiceProcess;
 
 /// A reqwest client for tests, with a timeout so a hang fails instead of stalling CI.

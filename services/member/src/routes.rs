@@ -1,9 +1,9 @@
 //! member's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
 //! `/swagger-ui/`. Routes needing a token take an `AuthMember` argument.
 
+use ::auth::BearerAuth;
 use actix_web::web;
 use utoipa::OpenApi;
-use utoipa::openapi::security::{HttpAuthScheme, HttpBuilder, SecurityScheme};
 
 use crate::api::{auth, follows, internal, jwks, members, oauth};
 
@@ -27,23 +27,6 @@ use crate::api::{auth, follows, internal, jwks, members, oauth};
     )
 )]
 struct ApiDoc;
-
-struct BearerAuth;
-
-impl utoipa::Modify for BearerAuth {
-    fn modify(&self, openapi: &mut utoipa::openapi::OpenApi) {
-        let components = openapi.components.get_or_insert_with(Default::default);
-        components.add_security_scheme(
-            "bearer",
-            SecurityScheme::Http(
-                HttpBuilder::new()
-                    .scheme(HttpAuthScheme::Bearer)
-                    .bearer_format("JWT")
-                    .build(),
-            ),
-        );
-    }
-}
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
