@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
         cache_ttl: Duration::from_secs(3600),
         min_refetch: Duration::from_secs(3600),
         leeway: 0,
+        blacklist_fail_open: false,
     };
     let verifier = Verifier::new(Fixed(set), settings, None);
     let runtime = tokio::runtime::Builder::new_current_thread()

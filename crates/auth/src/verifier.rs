@@ -27,6 +27,11 @@ pub struct AuthSettings {
     pub min_refetch: Duration,
     /// `JWT_LEEWAY_SECONDS` (default 0): clock skew allowed on `exp`.
     pub leeway: u64,
+    /// `AUTH_BLACKLIST_FAIL_OPEN` (default false; read-only services may choose true): when
+    /// the blacklist cannot be checked (Redis down), accept the otherwise valid token
+    /// instead of answering 503. A revoked token then works until Redis is back or the
+    /// token expires (≤ 15 min) — a trade a read-only feed can make, a write path must not.
+    pub blacklist_fail_open: bool,
 }
 
 impl AuthSettings {
@@ -40,6 +45,7 @@ impl AuthSettings {
             cache_ttl: seconds_or(env, "JWKS_CACHE_SECONDS", 300, 1)?,
             min_refetch: seconds_or(env, "JWKS_MIN_REFETCH_SECONDS", 10, 0)?,
             leeway: parse_or(env, "JWT_LEEWAY_SECONDS", 0)?,
+            blacklist_fail_open: parse_or(env, "AUTH_BLACKLIST_FAIL_OPEN", false)?,
         })
     }
 }
@@ -192,6 +198,10 @@ impl Verifier {
             match blacklist.contains(&claims.jti).await {
                 Ok(true) => return Err(AuthError::Revoked),
                 Ok(false) => {}
+                Err(e) if self.inner.settings.blacklist_fail_open => {
+                    metrics::counter!("auth_blacklist_unchecked_total").increment(1);
+                    tracing::warn!(error = %e, "blacklist unavailable: token accepted (fail open)");
+                }
                 // Fail closed: a revoked token must not pass because Redis is down.
                 Err(e) => return Err(AuthError::Unavailable(format!("blacklist: {e}"))),
             }

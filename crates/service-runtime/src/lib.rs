@@ -27,4 +27,7 @@ pub mod redis;
 pub use config::{ConfigError, EnvSource, HttpSettings, ProcessEnv, ServiceName};
 pub use error::HttpError;
 pub use health::{Probe, Readiness};
-pub use server::{RunningService, ServiceBuilder, run_main, run_main_with_migrations};
+pub use server::{
+    Command, RunningService, ServiceBuilder, run_main, run_main_with_commands,
+    run_main_with_migrations,
+};

@@ -219,9 +219,28 @@ where
     run_main_with_migrations(service, load, start, no_migrations).await
 }
 
-const USAGE: &str = "usage: <service> [serve | migrate]
-  serve    run the HTTP service (the default)
-  migrate  apply pending database migrations with DATABASE_URL, then exit";
+/// A one-shot subcommand of a service binary (`migrate`, `backfill`, …): runs with the
+/// loaded configuration and exits 0 on success, 1 on failure.
+pub struct Command<C> {
+    pub name: &'static str,
+    pub help: &'static str,
+    #[allow(clippy::type_complexity)]
+    pub run: Box<dyn FnOnce(C) -> futures_util::future::BoxFuture<'static, anyhow::Result<()>>>,
+}
+
+impl<C> Command<C> {
+    pub fn new<F, Fut>(name: &'static str, help: &'static str, run: F) -> Self
+    where
+        F: FnOnce(C) -> Fut + 'static,
+        Fut: Future<Output = anyhow::Result<()>> + Send + 'static,
+    {
+        Self {
+            name,
+            help,
+            run: Box::new(move |config| Box::pin(run(config))),
+        }
+    }
+}
 
 /// The whole `main` of a service binary: telemetry, config from the environment, then
 /// `serve` (the default: start and serve until a signal) or `migrate` (apply migrations and
@@ -237,25 +256,60 @@ where
     L: FnOnce(&dyn EnvSource) -> Result<C, ConfigError>,
     S: FnOnce(C) -> Fut,
     Fut: Future<Output = anyhow::Result<RunningService>>,
-    M: FnOnce(C) -> MFut,
-    MFut: Future<Output = anyhow::Result<()>>,
+    M: FnOnce(C) -> MFut + 'static,
+    MFut: Future<Output = anyhow::Result<()>> + Send + 'static,
+{
+    let migrate = Command::new(
+        "migrate",
+        "apply pending database migrations with DATABASE_URL, then exit",
+        migrate,
+    );
+    run_main_with_commands(service, load, start, vec![migrate]).await
+}
+
+/// [`run_main_with_migrations`] with any set of one-shot subcommands besides `serve`.
+pub async fn run_main_with_commands<C, L, S, Fut>(
+    service: ServiceName,
+    load: L,
+    start: S,
+    commands: Vec<Command<C>>,
+) -> ExitCode
+where
+    L: FnOnce(&dyn EnvSource) -> Result<C, ConfigError>,
+    S: FnOnce(C) -> Fut,
+    Fut: Future<Output = anyhow::Result<RunningService>>,
 {
     crate::tls::install_crypto_provider();
+    let mut usage = format!(
+        "usage: <service> [serve | {}]\n  serve    run the HTTP service (the default)",
+        commands
+            .iter()
+            .map(|c| c.name)
+            .collect::<Vec<_>>()
+            .join(" | ")
+    );
+    for c in &commands {
+        usage.push_str(&format!("\n  {:<8} {}", c.name, c.help));
+    }
     let args: Vec<String> = std::env::args().skip(1).collect();
-    let migrating = match args
+    let mut commands = commands;
+    let command = match args
         .iter()
         .map(String::as_str)
         .collect::<Vec<_>>()
         .as_slice()
     {
-        [] | ["serve"] => false,
-        ["migrate"] => true,
+        [] | ["serve"] => None,
         ["-h" | "--help" | "help"] => {
-            println!("{USAGE}");
+            println!("{usage}");
             return ExitCode::SUCCESS;
         }
+        [name] if commands.iter().any(|c| c.name == *name) => {
+            let index = commands.iter().position(|c| c.name == *name).unwrap_or(0);
+            Some(commands.swap_remove(index))
+        }
         _ => {
-            eprintln!("{service}: unexpected arguments {args:?}\n{USAGE}");
+            eprintln!("{service}: unexpected arguments {args:?}\n{usage}");
             return ExitCode::from(2);
         }
     };
@@ -281,12 +335,13 @@ where
             return ExitCode::from(2);
         }
     };
-    if migrating {
-        return match migrate(config).await {
+    if let Some(command) = command {
+        let name = command.name;
+        return match (command.run)(config).await {
             Ok(()) => ExitCode::SUCCESS,
             Err(err) => {
-                tracing::error!(error = format!("{err:#}"), "migration failed");
-                eprintln!("{service}: migration failed: {err:#}");
+                tracing::error!(error = format!("{err:#}"), command = name, "command failed");
+                eprintln!("{service}: {name} failed: {err:#}");
                 ExitCode::FAILURE
             }
         };

@@ -15,7 +15,7 @@ use crate::api::{auth, follows, internal, jwks, members, oauth};
         jwks::jwks,
         members::me, members::update_me, members::get,
         follows::follow, follows::unfollow, follows::followers, follows::followings,
-        internal::batch, internal::following_ids,
+        internal::batch, internal::following_ids, internal::all_follows,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -58,6 +58,7 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/{id}/followings", web::get().to(follows::followings)),
         )
         .route("/internal/members/batch", web::post().to(internal::batch))
+        .route("/internal/follows", web::get().to(internal::all_follows))
         .route(
             "/internal/members/{id}/following-ids",
             web::get().to(internal::following_ids),

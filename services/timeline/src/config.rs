@@ -1,27 +1,78 @@
-//! timeline's configuration: the shared env vocabulary (see README "Configuration").
+//! timeline's configuration: the shared env vocabulary plus the variables below.
 
-use service_runtime::kafka::KafkaSettings;
+use std::time::Duration;
+
+use events::EventsConfig;
+use pagination::CursorCodec;
+use service_runtime::config::{parse_or, ranged_or, string_or};
 use service_runtime::postgres::PostgresSettings;
 use service_runtime::redis::RedisSettings;
-use service_runtime::{ConfigError, EnvSource, HttpSettings};
+use service_runtime::{ConfigError, EnvSource, HttpSettings, ServiceName};
 
 use crate::SERVICE;
+use crate::state::CacheSettings;
 
 #[derive(Debug, Clone)]
 pub struct Config {
     pub http: HttpSettings,
     pub database: PostgresSettings,
     pub redis: RedisSettings,
-    pub kafka: KafkaSettings,
+    pub events: EventsConfig,
+    pub auth: auth::AuthSettings,
+    pub cursor: CursorCodec,
+    pub cache: CacheSettings,
+    /// `TIMELINE_CONSUMER_GROUP` (default `timeline`).
+    pub consumer_group: String,
+    /// `MEMBER_URL`: author profiles and (backfill) follows.
+    pub member_url: url::Url,
+    /// `MEMBER_CLIENT_*` (tier `critical`).
+    pub member_client: resilience::ClientSettings,
+    /// `CONTENT_URL`: posts (backfill).
+    pub content_url: url::Url,
+    /// `CONTENT_CLIENT_*` (tier `default`).
+    pub content_client: resilience::ClientSettings,
+}
+
+fn seconds(env: &dyn EnvSource, name: &str, default: u64) -> Result<Duration, ConfigError> {
+    Ok(Duration::from_secs(ranged_or(
+        env,
+        name,
+        default,
+        1..=86_400,
+    )?))
 }
 
 impl Config {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        let mut auth = auth::AuthSettings::from_env(env)?;
+        // A read-only feed keeps answering while Redis (the blacklist) is down.
+        auth.blacklist_fail_open = parse_or(env, "AUTH_BLACKLIST_FAIL_OPEN", true)?;
+        let group = string_or(env, "TIMELINE_CONSUMER_GROUP", "timeline");
         Ok(Self {
+            consumer_group: group,
             http: HttpSettings::from_env(env, SERVICE)?,
             database: PostgresSettings::from_env(env, SERVICE)?,
             redis: RedisSettings::from_env(env)?,
-            kafka: KafkaSettings::from_env(env, SERVICE)?,
+            events: EventsConfig::from_env(env, SERVICE)?,
+            auth,
+            cursor: CursorCodec::from_env(env)?,
+            cache: CacheSettings {
+                feed_ttl: seconds(env, "FEED_CACHE_SECONDS", 60)?,
+                hot_ttl: seconds(env, "HOT_CACHE_SECONDS", 30)?,
+                author_ttl: seconds(env, "AUTHOR_CACHE_SECONDS", 300)?,
+            },
+            member_url: ServiceName::Member.peer_url(env)?,
+            member_client: resilience::ClientSettings::from_env(
+                env,
+                "member",
+                resilience::Tier::Critical,
+            )?,
+            content_url: ServiceName::Content.peer_url(env)?,
+            content_client: resilience::ClientSettings::from_env(
+                env,
+                "content",
+                resilience::Tier::Default,
+            )?,
         })
     }
 }

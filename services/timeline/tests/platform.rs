@@ -13,6 +13,10 @@ test_harness::platform_tests! {
 #[tokio::test]
 async fn migrate_applies_the_schema_and_exits() {
     let env = test_harness::TestEnv::new().postgres().await;
-    test_harness::platform::check_migrate_subcommand(env!("CARGO_BIN_EXE_timeline"), &env, &[])
-        .await;
+    test_harness::platform::check_migrate_subcommand(
+        env!("CARGO_BIN_EXE_timeline"),
+        &env,
+        &["timeline_posts", "timeline_follows"],
+    )
+    .await;
 }

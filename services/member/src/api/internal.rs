@@ -72,3 +72,50 @@ pub async fn following_ids(state: web::Data<AppState>, id: web::Path<i64>) -> Re
         following_ids: ids,
     }))
 }
+
+/// Most follows one page returns.
+pub const FOLLOWS_PAGE_MAX: u32 = 5000;
+
+#[derive(Deserialize, utoipa::IntoParams)]
+pub struct AllFollowsQuery {
+    /// Follows after this follower id (with `after_followee`), 0 to start.
+    pub after_follower: Option<i64>,
+    pub after_followee: Option<i64>,
+    /// 1–5000 (default 1000).
+    pub limit: Option<u32>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct AllFollows {
+    pub items: Vec<follows::FollowRow>,
+    /// Pass as `after_follower`/`after_followee` for the next page; absent when done.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub next: Option<(i64, i64)>,
+}
+
+/// Every follow in (follower, followee) order — for rebuilding read models (timeline backfill).
+#[utoipa::path(get, path = "/internal/follows", tag = "internal", params(AllFollowsQuery),
+    responses((status = 200, body = AllFollows), (status = 400, body = contracts::ErrorBody)))]
+pub async fn all_follows(
+    state: web::Data<AppState>,
+    query: web::Query<AllFollowsQuery>,
+) -> Result<HttpResponse> {
+    let after = (
+        query.after_follower.unwrap_or(0),
+        query.after_followee.unwrap_or(0),
+    );
+    let limit = query.limit.unwrap_or(1000);
+    if after.0 < 0 || after.1 < 0 || !(1..=FOLLOWS_PAGE_MAX).contains(&limit) {
+        return Err(HttpError::bad_request(format!(
+            "after_follower/after_followee must be >= 0 and limit 1..={FOLLOWS_PAGE_MAX}"
+        ))
+        .into());
+    }
+    let mut items = follows::all_after(&state.db, after, limit + 1).await?;
+    let more = items.len() > limit as usize;
+    items.truncate(limit as usize);
+    let next = more
+        .then(|| items.last().map(|f| (f.follower_id, f.followee_id)))
+        .flatten();
+    Ok(HttpResponse::Ok().json(AllFollows { items, next }))
+}

@@ -114,6 +114,31 @@ pub async fn page<C: ConnectionTrait>(
     .await
 }
 
+/// One follow, for rebuilding other services' read models.
+#[derive(Debug, Clone, FromQueryResult, serde::Serialize, utoipa::ToSchema)]
+pub struct FollowRow {
+    pub follower_id: i64,
+    pub followee_id: i64,
+    pub created_at: DateTime<Utc>,
+}
+
+/// Every follow after `(follower, followee)` in key order, `limit` at a time.
+pub async fn all_after<C: ConnectionTrait>(
+    conn: &C,
+    after: (i64, i64),
+    limit: u32,
+) -> Result<Vec<FollowRow>, DbErr> {
+    FollowRow::find_by_statement(Statement::from_sql_and_values(
+        DbBackend::Postgres,
+        "SELECT follower_id, followee_id, created_at FROM follows
+          WHERE (follower_id, followee_id) > ($1, $2)
+          ORDER BY follower_id, followee_id LIMIT $3",
+        [after.0.into(), after.1.into(), i64::from(limit).into()],
+    ))
+    .all(conn)
+    .await
+}
+
 /// Every member `member` follows (for other services' feeds; bounded by the caller).
 pub async fn followings_ids<C: ConnectionTrait>(
     conn: &C,

@@ -1,0 +1,357 @@
+//! timeline under load on real Postgres and Redis (the test command's servers, or TEST_*):
+//! 10 000 members following 50 each, 1 000 000 posts over 30 days (loaded with SQL), member
+//! running for JWKS and author profiles. Closed-loop clients (each sends its next request
+//! when the last answers) at BENCH_CLIENTS (default "600,2000") for BENCH_SECONDS (default
+//! 15) per scenario, and in the same run a bare actix-web handler (same workers, a JSON body
+//! of a page's size) as the ceiling.
+//!
+//! `cargo bench -p timeline --bench feeds`
+#![allow(clippy::unwrap_used)]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
+
+use actix_web::{App, HttpResponse, HttpServer, web};
+use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use member::domain::keys::KeyRing;
+use sea_orm::ConnectionTrait;
+use test_harness::TestEnv;
+
+const MEMBERS: i64 = 10_000;
+const FOLLOWS_EACH: i64 = 50;
+const POSTS: i64 = 1_000_000;
+
+fn var(name: &str, default: u64) -> u64 {
+    std::env::var(name)
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
+fn percentile(sorted: &[f64], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    sorted[((sorted.len() as f64 - 1.0) * p).round() as usize]
+}
+
+struct Outcome {
+    rps: f64,
+    p50: f64,
+    p95: f64,
+    p99: f64,
+    errors: u64,
+    hits: u64,
+    total: u64,
+}
+
+/// `clients` loops for `seconds`, each picking a URL and token from `pick`.
+async fn load(
+    clients: u64,
+    seconds: u64,
+    pick: Arc<dyn Fn(u64) -> (String, Option<String>) + Send + Sync>,
+) -> Outcome {
+    let client = reqwest::Client::builder()
+        .pool_max_idle_per_host(clients as usize)
+        .timeout(Duration::from_secs(30))
+        .build()
+        .unwrap();
+    let counter = Arc::new(AtomicU64::new(0));
+    let deadline = Instant::now() + Duration::from_secs(seconds);
+    let tasks: Vec<_> = (0..clients)
+        .map(|_| {
+            let client = client.clone();
+            let pick = pick.clone();
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let (mut latencies, mut errors, mut hits) = (Vec::new(), 0_u64, 0_u64);
+                while Instant::now() < deadline {
+                    let (url, token) = pick(counter.fetch_add(1, Ordering::Relaxed));
+                    let mut req = client.get(&url);
+                    if let Some(token) = token {
+                        req = req.bearer_auth(token);
+                    }
+                    let started = Instant::now();
+                    match req.send().await {
+                        Ok(res) if res.status().is_success() => {
+                            if res.headers().get("x-cache").is_some_and(|v| v == "hit") {
+                                hits += 1;
+                            }
+                            let _ = res.bytes().await;
+                            latencies.push(started.elapsed().as_secs_f64() * 1000.0);
+                        }
+                        _ => errors += 1,
+                    }
+                }
+                (latencies, errors, hits)
+            })
+        })
+        .collect();
+    let mut latencies = Vec::new();
+    let (mut errors, mut hits) = (0, 0);
+    for t in tasks {
+        let (l, e, h) = t.await.unwrap();
+        latencies.extend(l);
+        errors += e;
+        hits += h;
+    }
+    latencies.sort_by(f64::total_cmp);
+    Outcome {
+        rps: latencies.len() as f64 / seconds as f64,
+        p50: percentile(&latencies, 0.5),
+        p95: percentile(&latencies, 0.95),
+        p99: percentile(&latencies, 0.99),
+        errors,
+        hits,
+        total: latencies.len() as u64,
+    }
+}
+
+async fn load_data(db: &sea_orm::DatabaseConnection) {
+    let started = Instant::now();
+    for statement in [
+        format!(
+            "INSERT INTO timeline_follows (follower_id, followee_id, active, changed_at)
+             SELECT f, ((f + k * 97) % {MEMBERS}) + 1, true, now()
+               FROM generate_series(1, {MEMBERS}) f, generate_series(1, {FOLLOWS_EACH}) k
+             ON CONFLICT DO NOTHING"
+        ),
+        format!(
+            "INSERT INTO timeline_posts (post_id, author_id, title, excerpt, image_ids, version,
+                 like_count, likes_at, comment_count, comments_at, created_at, updated_at)
+             SELECT i, (i % {MEMBERS}) + 1, 'post ' || i, repeat('lorem ipsum ', 20), '{{}}', 1,
+                    (random() * 40)::int, now(), (random() * 15)::int, now(),
+                    now() - (i * interval '2592 milliseconds'), now()
+               FROM generate_series(1, {POSTS}) i"
+        ),
+        "ANALYZE timeline_posts".to_owned(),
+        "ANALYZE timeline_follows".to_owned(),
+    ] {
+        db.execute_unprepared(&statement).await.unwrap();
+    }
+    println!(
+        "loaded {MEMBERS} members × {FOLLOWS_EACH} follows and {POSTS} posts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+}
+
+fn row(name: &str, o: &Outcome, ceiling: Option<f64>) {
+    let ratio = ceiling.map_or(String::from("—"), |c| {
+        format!("{:.0} %", 100.0 * o.rps / c)
+    });
+    let hit = if o.total > 0 {
+        format!("{:.0} %", 100.0 * o.hits as f64 / o.total as f64)
+    } else {
+        "—".into()
+    };
+    println!(
+        "| {name} | {:.0} | {:.1} | {:.1} | {:.1} | {} | {hit} | {ratio} |",
+        o.rps, o.p50, o.p95, o.p99, o.errors
+    );
+}
+
+#[tokio::main]
+async fn main() {
+    test_harness::install_crypto_provider();
+    let seconds = var("BENCH_SECONDS", 15);
+    let client_counts: Vec<u64> = std::env::var("BENCH_CLIENTS")
+        .unwrap_or_else(|_| "600,2000".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let workers = var("BENCH_WORKERS", 2).to_string();
+
+    let member_env = TestEnv::new()
+        .postgres()
+        .await
+        .redis()
+        .kafka()
+        .set("LOG_LEVEL", "error");
+    let member_config = member::Config::from_env(member_env.vars()).unwrap();
+    let member_db = service_runtime::postgres::connect_lazy(&member_config.database).unwrap();
+    let keys = Arc::new(KeyRing::new(
+        member_db.clone(),
+        &member_config.tokens.master_key,
+        member_config.tokens.access_ttl,
+        member_config.tokens.rotation,
+    ));
+    let member = member::start(member_config).await.unwrap();
+    member_db
+        .execute_unprepared(&format!(
+            "INSERT INTO members (id, nickname) SELECT i, 'member' || i FROM generate_series(1, {MEMBERS}) i"
+        ))
+        .await
+        .unwrap();
+    let env = TestEnv::new()
+        .postgres()
+        .await
+        .redis()
+        .kafka()
+        .set("MEMBER_URL", member.base_url())
+        .set("SERVER_WORKERS", workers.clone())
+        .set("LOG_LEVEL", "error")
+        .set("DATABASE_MAX_CONNECTIONS", "32");
+    let config = timeline::Config::from_env(env.vars()).unwrap();
+    let db = service_runtime::postgres::connect_lazy(&config.database).unwrap();
+    service_runtime::postgres::migrate::<timeline::Migrator>(&db)
+        .await
+        .unwrap();
+    load_data(&db).await;
+    let service = timeline::start(config).await.unwrap();
+    let base = service.base_url();
+
+    // Tokens for 1 000 readers (signing is not what we measure).
+    let now = chrono::Utc::now().timestamp();
+    let mut tokens = Vec::new();
+    for id in 1..=1000_i64 {
+        let claims = AccessClaims {
+            sub: id.to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: now,
+            exp: now + 3600,
+            typ: TokenType::Access,
+            role: MemberRole::User,
+        };
+        tokens.push(keys.sign(&claims).await.unwrap());
+    }
+    let tokens = Arc::new(tokens);
+
+    // The ceiling: a bare handler, same worker count, a JSON body of a page's size.
+    let ceiling_body = Arc::new("x".repeat(9000));
+    let ceiling_server = HttpServer::new(move || {
+        let body = ceiling_body.clone();
+        App::new().route(
+            "/",
+            web::get().to(move || {
+                let body = body.clone();
+                async move {
+                    HttpResponse::Ok()
+                        .content_type("application/json")
+                        .body(format!("{{\"items\":\"{body}\"}}"))
+                }
+            }),
+        )
+    })
+    .workers(workers.parse().unwrap())
+    .bind(("127.0.0.1", 0))
+    .unwrap();
+    let ceiling_url = format!("http://{}/", ceiling_server.addrs()[0]);
+    let ceiling_handle = ceiling_server.run();
+    let ceiling_stop = ceiling_handle.handle();
+    tokio::spawn(ceiling_handle);
+
+    println!(
+        "\n| scenario | req/s | p50 ms | p95 ms | p99 ms | errors | cache hits | of ceiling |"
+    );
+    println!("|---|---|---|---|---|---|---|---|");
+    for &clients in &client_counts {
+        let url = ceiling_url.clone();
+        let ceiling = load(clients, seconds, Arc::new(move |_| (url.clone(), None))).await;
+        row(
+            &format!("bare actix handler, {clients} clients"),
+            &ceiling,
+            None,
+        );
+
+        // Follow feed, cached: 1 000 readers, first pages warm in Redis.
+        let (b, t) = (base.clone(), tokens.clone());
+        let warm = Arc::new(move |i: u64| {
+            let n = (i % 1000) as usize;
+            (format!("{b}/api/v1/timeline/following"), Some(t[n].clone()))
+        });
+        let _ = load(50, 3, warm.clone()).await;
+        let cached = load(clients, seconds, warm).await;
+        row(
+            &format!("following, cached, {clients} clients"),
+            &cached,
+            Some(ceiling.rps),
+        );
+
+        // Follow feed, uncached: second pages are never cached (same query shape as a miss).
+        let (b, t) = (base.clone(), tokens.clone());
+        let cursor_of = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
+        for n in 0..200_usize {
+            let res: serde_json::Value = reqwest::Client::new()
+                .get(format!("{b}/api/v1/timeline/following"))
+                .bearer_auth(&t[n])
+                .send()
+                .await
+                .unwrap()
+                .json()
+                .await
+                .unwrap();
+            if let Some(c) = res["next_cursor"].as_str() {
+                cursor_of.lock().unwrap().insert(n, c.to_owned());
+            }
+        }
+        let cursors = Arc::new(cursor_of.lock().unwrap().clone());
+        let uncached = load(
+            clients,
+            seconds,
+            Arc::new(move |i: u64| {
+                let n = (i % 200) as usize;
+                let c = cursors.get(&n).cloned().unwrap_or_default();
+                (
+                    format!("{b}/api/v1/timeline/following?cursor={c}"),
+                    Some(t[n].clone()),
+                )
+            }),
+        )
+        .await;
+        row(
+            &format!("following, uncached, {clients} clients"),
+            &uncached,
+            Some(ceiling.rps),
+        );
+
+        let (b, t) = (base.clone(), tokens.clone());
+        let popular = load(
+            clients,
+            seconds,
+            Arc::new(move |i: u64| {
+                (
+                    format!("{b}/api/v1/timeline/popular"),
+                    Some(t[(i % 1000) as usize].clone()),
+                )
+            }),
+        )
+        .await;
+        row(
+            &format!("popular 24h, cached, {clients} clients"),
+            &popular,
+            Some(ceiling.rps),
+        );
+    }
+    // Popular uncached: the ranking query itself (a cursor page is never cached).
+    let (b, t) = (base.clone(), tokens.clone());
+    let first: serde_json::Value = reqwest::Client::new()
+        .get(format!("{b}/api/v1/timeline/popular"))
+        .bearer_auth(&t[0])
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let cursor = first["next_cursor"].as_str().unwrap_or_default().to_owned();
+    let popular_uncached = load(
+        8,
+        seconds,
+        Arc::new(move |i: u64| {
+            (
+                format!("{b}/api/v1/timeline/popular?cursor={cursor}"),
+                Some(t[(i % 1000) as usize].clone()),
+            )
+        }),
+    )
+    .await;
+    row(
+        "popular 24h, uncached (ranking query), 8 clients",
+        &popular_uncached,
+        None,
+    );
+    ceiling_stop.stop(true).await;
+    service.stop().await;
+    member.stop().await;
+}

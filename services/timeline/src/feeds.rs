@@ -1,0 +1,241 @@
+//! The four feeds: cursor paging over the read model, cache-aside for the hot first pages,
+//! authors attached at the end.
+//!
+//! Cached (Redis, `{REDIS_KEY_PREFIX}timeline:…`), always the first 101 rows so any `limit`
+//! up to 100 is served from one entry:
+//! - `following:{member}` for `FEED_CACHE_SECONDS` (60); dropped when a followee posts,
+//!   edits or deletes and when the member follows or unfollows.
+//! - `popular:{window}` and `most-commented:{window}` for `HOT_CACHE_SECONDS` (30); dropped
+//!   when any post is edited or deleted, so a deleted post never outlives its event.
+//! - `/me` is not cached: it is one index range, and read-after-write must hold.
+
+use chrono::{DateTime, Duration as ChronoDuration, Utc};
+use pagination::{CursorCodec, MAX_LIMIT, Page, PageQuery};
+use serde::{Deserialize, Serialize};
+use service_runtime::HttpError;
+
+use crate::state::AppState;
+use crate::store::{self, FeedRow};
+
+/// Rows kept per cached first page: a full page plus one to know there is more.
+const CACHED_ROWS: u32 = MAX_LIMIT + 1;
+
+/// The windows popular and most-commented accept.
+pub const WINDOWS: [(&str, i64); 5] = [
+    ("1h", 3600),
+    ("6h", 6 * 3600),
+    ("24h", 24 * 3600),
+    ("7d", 7 * 24 * 3600),
+    ("30d", 30 * 24 * 3600),
+];
+
+pub fn parse_window(raw: Option<&str>) -> Result<(&'static str, ChronoDuration), HttpError> {
+    let raw = raw.unwrap_or("24h");
+    WINDOWS
+        .iter()
+        .find(|(name, _)| name.eq_ignore_ascii_case(raw))
+        .map(|(name, secs)| (*name, ChronoDuration::seconds(*secs)))
+        .ok_or_else(|| {
+            HttpError::bad_request(format!("unknown window: {raw}"))
+                .with_field("window", "one of 1h, 6h, 24h, 7d, 30d")
+        })
+}
+
+pub fn following_cache_name(member: i64) -> String {
+    format!("following:{member}")
+}
+
+fn popular_cache_name(window: &str) -> String {
+    format!("popular:{window}")
+}
+
+fn commented_cache_name(window: &str) -> String {
+    format!("most-commented:{window}")
+}
+
+/// Every hot-list cache entry (dropped on edits and deletes).
+pub fn hot_cache_names() -> Vec<String> {
+    WINDOWS
+        .iter()
+        .flat_map(|(w, _)| [popular_cache_name(w), commented_cache_name(w)])
+        .collect()
+}
+
+/// A page of rows and whether it came from the cache.
+pub struct Rows {
+    pub page: Page<FeedRow>,
+    pub cached: bool,
+}
+
+fn page_of<P: Serialize>(
+    mut rows: Vec<FeedRow>,
+    limit: u32,
+    codec: &CursorCodec,
+    position: impl Fn(&FeedRow) -> P,
+) -> Page<FeedRow> {
+    rows.truncate(limit as usize + 1);
+    Page::from_fetched(rows, limit, codec, position)
+}
+
+fn db_unavailable(err: sea_orm::DbErr) -> HttpError {
+    tracing::warn!(error = %err, "read model unavailable");
+    HttpError::unavailable(
+        "store_unavailable",
+        "the timeline read model is unavailable",
+    )
+    .with_header("Retry-After", "5")
+}
+
+pub async fn following(
+    state: &AppState,
+    member: i64,
+    query: &PageQuery,
+) -> Result<Rows, HttpError> {
+    let limit = query.limit()?;
+    let codec = &state.cursor;
+    let position = |r: &FeedRow| (r.created_at, r.post_id);
+    if let Some(before) = query.position::<store::Before>(codec)? {
+        let rows = store::following(&state.db, member, Some(before), limit + 1)
+            .await
+            .map_err(db_unavailable)?;
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position),
+            cached: false,
+        });
+    }
+    let name = following_cache_name(member);
+    if let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position),
+            cached: true,
+        });
+    }
+    let rows = store::following(&state.db, member, None, CACHED_ROWS)
+        .await
+        .map_err(db_unavailable)?;
+    state.cache.put(&name, &rows, state.settings.feed_ttl).await;
+    Ok(Rows {
+        page: page_of(rows, limit, codec, position),
+        cached: false,
+    })
+}
+
+pub async fn mine(state: &AppState, member: i64, query: &PageQuery) -> Result<Rows, HttpError> {
+    let limit = query.limit()?;
+    let before = query.position::<store::Before>(&state.cursor)?;
+    let rows = store::by_author(&state.db, member, before, limit + 1)
+        .await
+        .map_err(db_unavailable)?;
+    Ok(Rows {
+        page: page_of(rows, limit, &state.cursor, |r| (r.created_at, r.post_id)),
+        cached: false,
+    })
+}
+
+/// A popular list as computed at `as_of` (ranks change with time: later pages of one
+/// listing use the same clock).
+#[derive(Serialize, Deserialize)]
+struct RankedPage {
+    as_of: DateTime<Utc>,
+    rows: Vec<FeedRow>,
+}
+
+pub async fn popular(
+    state: &AppState,
+    window: Option<&str>,
+    query: &PageQuery,
+) -> Result<Rows, HttpError> {
+    let limit = query.limit()?;
+    let (window, span) = parse_window(window)?;
+    let codec = &state.cursor;
+    let position = |as_of: DateTime<Utc>| {
+        move |r: &FeedRow| (as_of.timestamp_micros(), r.score.unwrap_or(0.0), r.post_id)
+    };
+    if let Some((as_of, score, id)) = query.position::<(i64, f64, i64)>(codec)? {
+        let as_of = DateTime::from_timestamp_micros(as_of).ok_or_else(|| {
+            HttpError::bad_request("invalid cursor").with_field("cursor", "invalid cursor")
+        })?;
+        let rows = store::popular(&state.db, as_of, as_of - span, Some((score, id)), limit + 1)
+            .await
+            .map_err(db_unavailable)?;
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position(as_of)),
+            cached: false,
+        });
+    }
+    let name = popular_cache_name(window);
+    if let Some(ranked) = state.cache.get::<RankedPage>(&name).await {
+        return Ok(Rows {
+            page: page_of(ranked.rows, limit, codec, position(ranked.as_of)),
+            cached: true,
+        });
+    }
+    // Microsecond precision: what the cursor can carry.
+    let now = Utc::now();
+    let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+    let rows = store::popular(&state.db, as_of, as_of - span, None, CACHED_ROWS)
+        .await
+        .map_err(db_unavailable)?;
+    let ranked = RankedPage { as_of, rows };
+    state
+        .cache
+        .put(&name, &ranked, state.settings.hot_ttl)
+        .await;
+    Ok(Rows {
+        page: page_of(ranked.rows, limit, codec, position(as_of)),
+        cached: false,
+    })
+}
+
+pub async fn most_commented(
+    state: &AppState,
+    window: Option<&str>,
+    query: &PageQuery,
+) -> Result<Rows, HttpError> {
+    let limit = query.limit()?;
+    let (window, span) = parse_window(window)?;
+    let codec = &state.cursor;
+    let position = |r: &FeedRow| (r.comment_count, r.post_id);
+    let since = Utc::now() - span;
+    if let Some(after) = query.position::<(i64, i64)>(codec)? {
+        let rows = store::most_commented(&state.db, since, Some(after), limit + 1)
+            .await
+            .map_err(db_unavailable)?;
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position),
+            cached: false,
+        });
+    }
+    let name = commented_cache_name(window);
+    if let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position),
+            cached: true,
+        });
+    }
+    let rows = store::most_commented(&state.db, since, None, CACHED_ROWS)
+        .await
+        .map_err(db_unavailable)?;
+    state.cache.put(&name, &rows, state.settings.hot_ttl).await;
+    Ok(Rows {
+        page: page_of(rows, limit, codec, position),
+        cached: false,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn windows_are_a_fixed_set() {
+        assert_eq!(parse_window(None).ok().map(|w| w.0), Some("24h"));
+        assert_eq!(
+            parse_window(Some("7D")).ok().map(|w| w.1),
+            Some(ChronoDuration::days(7))
+        );
+        assert!(parse_window(Some("2h")).is_err());
+        assert!(parse_window(Some("")).is_err());
+        assert_eq!(hot_cache_names().len(), 10);
+    }
+}

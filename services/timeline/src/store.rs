@@ -1,0 +1,332 @@
+//! The read model: `timeline_posts` and `timeline_follows`. Every write is an idempotent
+//! upsert guarded by version or event time, so replays and late events change nothing.
+
+use chrono::{DateTime, Utc};
+use sea_orm::{ConnectionTrait, DbBackend, DbErr, FromQueryResult, Statement, Value};
+use serde::{Deserialize, Serialize};
+
+/// Longest excerpt kept of a post body, in characters.
+pub const EXCERPT_CHARS: usize = 280;
+
+/// What an event (or the backfill) says about a post.
+#[derive(Debug, Clone, Deserialize)]
+pub struct PostFacts {
+    /// `post_id` in events, `id` in content's `/internal/posts`.
+    #[serde(alias = "id")]
+    pub post_id: i64,
+    pub author_id: i64,
+    #[serde(default)]
+    pub title: Option<String>,
+    #[serde(default)]
+    pub body: String,
+    #[serde(default)]
+    pub image_ids: Vec<String>,
+    #[serde(default = "first_version")]
+    pub version: i32,
+    #[serde(default)]
+    pub like_count: i64,
+    #[serde(default)]
+    pub comment_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+}
+
+fn first_version() -> i32 {
+    1
+}
+
+/// One post as feeds show it.
+#[derive(Debug, Clone, PartialEq, FromQueryResult, Serialize, Deserialize)]
+pub struct FeedRow {
+    pub post_id: i64,
+    pub author_id: i64,
+    pub title: Option<String>,
+    pub excerpt: String,
+    pub image_ids: Vec<String>,
+    pub like_count: i64,
+    pub comment_count: i64,
+    pub created_at: DateTime<Utc>,
+    pub updated_at: DateTime<Utc>,
+    /// The popularity score (popular list only).
+    pub score: Option<f64>,
+}
+
+const ROW: &str = "post_id, author_id, title, excerpt, image_ids, like_count, comment_count, \
+                   created_at, updated_at";
+
+fn sql(query: &str, values: impl IntoIterator<Item = Value>) -> Statement {
+    Statement::from_sql_and_values(DbBackend::Postgres, query, values)
+}
+
+fn excerpt(body: &str) -> String {
+    let mut chars = body.trim().chars();
+    let mut out: String = chars.by_ref().take(EXCERPT_CHARS).collect();
+    if chars.next().is_some() {
+        out.push('…');
+    }
+    out
+}
+
+/// Inserts the post or applies a newer version of it; counters move only forward in event
+/// time (`at`). Never revives a deleted post.
+pub async fn upsert_post<C: ConnectionTrait>(
+    conn: &C,
+    post: &PostFacts,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(sql(
+        "INSERT INTO timeline_posts (post_id, author_id, title, excerpt, image_ids, version,
+             like_count, likes_at, comment_count, comments_at, created_at, updated_at)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $8, $10, $11)
+         ON CONFLICT (post_id) DO UPDATE SET
+             title = EXCLUDED.title, excerpt = EXCLUDED.excerpt, image_ids = EXCLUDED.image_ids,
+             version = EXCLUDED.version, updated_at = EXCLUDED.updated_at
+         WHERE timeline_posts.version < EXCLUDED.version",
+        [
+            post.post_id.into(),
+            post.author_id.into(),
+            post.title.clone().into(),
+            excerpt(&post.body).into(),
+            post.image_ids.clone().into(),
+            post.version.into(),
+            post.like_count.into(),
+            at.into(),
+            post.comment_count.into(),
+            post.created_at.into(),
+            post.updated_at.into(),
+        ],
+    ))
+    .await?;
+    set_likes(conn, post.post_id, post.like_count, at).await?;
+    set_comments(conn, post.post_id, post.comment_count, at).await
+}
+
+/// Marks the post deleted (a tombstone if it was never seen).
+pub async fn delete_post<C: ConnectionTrait>(
+    conn: &C,
+    post: &PostFacts,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    upsert_post(conn, post, at).await?;
+    conn.execute_raw(sql(
+        "UPDATE timeline_posts SET deleted_at = $2 WHERE post_id = $1 AND deleted_at IS NULL",
+        [post.post_id.into(), at.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// The like count as of `at`, unless a later count is already stored.
+pub async fn set_likes<C: ConnectionTrait>(
+    conn: &C,
+    post_id: i64,
+    count: i64,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(sql(
+        "UPDATE timeline_posts SET like_count = $2, likes_at = $3
+          WHERE post_id = $1 AND (likes_at IS NULL OR likes_at < $3)",
+        [post_id.into(), count.max(0).into(), at.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// The comment count as of `at`, unless a later count is already stored.
+pub async fn set_comments<C: ConnectionTrait>(
+    conn: &C,
+    post_id: i64,
+    count: i64,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(sql(
+        "UPDATE timeline_posts SET comment_count = $2, comments_at = $3
+          WHERE post_id = $1 AND (comments_at IS NULL OR comments_at < $3)",
+        [post_id.into(), count.max(0).into(), at.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Follow state as of `at` (the latest event wins).
+pub async fn set_follow<C: ConnectionTrait>(
+    conn: &C,
+    follower: i64,
+    followee: i64,
+    active: bool,
+    at: DateTime<Utc>,
+) -> Result<(), DbErr> {
+    conn.execute_raw(sql(
+        "INSERT INTO timeline_follows (follower_id, followee_id, active, changed_at)
+         VALUES ($1, $2, $3, $4)
+         ON CONFLICT (follower_id, followee_id) DO UPDATE
+            SET active = EXCLUDED.active, changed_at = EXCLUDED.changed_at
+          WHERE timeline_follows.changed_at < EXCLUDED.changed_at",
+        [follower.into(), followee.into(), active.into(), at.into()],
+    ))
+    .await
+    .map(|_| ())
+}
+
+/// Who follows `author` (for invalidating their cached feeds).
+pub async fn followers_of<C: ConnectionTrait>(conn: &C, author: i64) -> Result<Vec<i64>, DbErr> {
+    let rows = conn
+        .query_all_raw(sql(
+            "SELECT follower_id FROM timeline_follows WHERE followee_id = $1 AND active",
+            [author.into()],
+        ))
+        .await?;
+    rows.iter().map(|r| r.try_get("", "follower_id")).collect()
+}
+
+/// Where a newest-first page starts: strictly older than this.
+pub type Before = (DateTime<Utc>, i64);
+
+fn start_of(before: Option<Before>) -> Before {
+    before.unwrap_or((DateTime::<Utc>::MAX_UTC, i64::MAX))
+}
+
+/// Posts of the members `member` follows, newest first. Each followee contributes at most
+/// `fetch` rows through its own index range, so the cost follows the page size, not the
+/// number of posts.
+pub async fn following<C: ConnectionTrait>(
+    conn: &C,
+    member: i64,
+    before: Option<Before>,
+    fetch: u32,
+) -> Result<Vec<FeedRow>, DbErr> {
+    let (at, id) = start_of(before);
+    FeedRow::find_by_statement(sql(
+        &format!(
+            "SELECT {ROW}, NULL::float8 AS score FROM timeline_follows f
+             CROSS JOIN LATERAL (
+                 SELECT {ROW} FROM timeline_posts p
+                  WHERE p.author_id = f.followee_id AND p.deleted_at IS NULL
+                    AND (p.created_at, p.post_id) < ($2, $3)
+                  ORDER BY p.created_at DESC, p.post_id DESC
+                  LIMIT $4) p
+             WHERE f.follower_id = $1 AND f.active
+             ORDER BY created_at DESC, post_id DESC
+             LIMIT $4"
+        ),
+        [member.into(), at.into(), id.into(), i64::from(fetch).into()],
+    ))
+    .all(conn)
+    .await
+}
+
+/// One author's posts, newest first.
+pub async fn by_author<C: ConnectionTrait>(
+    conn: &C,
+    author: i64,
+    before: Option<Before>,
+    fetch: u32,
+) -> Result<Vec<FeedRow>, DbErr> {
+    let (at, id) = start_of(before);
+    FeedRow::find_by_statement(sql(
+        &format!(
+            "SELECT {ROW}, NULL::float8 AS score FROM timeline_posts
+              WHERE author_id = $1 AND deleted_at IS NULL AND (created_at, post_id) < ($2, $3)
+              ORDER BY created_at DESC, post_id DESC LIMIT $4"
+        ),
+        [author.into(), at.into(), id.into(), i64::from(fetch).into()],
+    ))
+    .all(conn)
+    .await
+}
+
+/// The hot rank of a post at `$1` (Lemmy's): `log10(max(1, 3 + likes + 2·comments)) /
+/// (hours since posted + 2)^1.8` — engagement counts logarithmically, age decays it.
+const HOT_RANK: &str = "(LOG(GREATEST(1, 3 + like_count + 2 * comment_count)::float8)
+     / POWER(GREATEST(EXTRACT(EPOCH FROM ($1::timestamptz - created_at))::float8, 0) / 3600.0 + 2, 1.8))";
+
+/// The window's posts by hot rank as of `as_of`, best first; ties by newer id.
+pub async fn popular<C: ConnectionTrait>(
+    conn: &C,
+    as_of: DateTime<Utc>,
+    since: DateTime<Utc>,
+    after: Option<(f64, i64)>,
+    fetch: u32,
+) -> Result<Vec<FeedRow>, DbErr> {
+    let (score, id) = after.unwrap_or((f64::INFINITY, i64::MAX));
+    FeedRow::find_by_statement(sql(
+        &format!(
+            "SELECT * FROM (
+                 SELECT {ROW}, {HOT_RANK} AS score FROM timeline_posts
+                  WHERE deleted_at IS NULL AND created_at >= $2 AND created_at <= $1) ranked
+              WHERE score < $3 OR (score = $3 AND post_id < $4)
+              ORDER BY score DESC, post_id DESC LIMIT $5"
+        ),
+        [
+            as_of.into(),
+            since.into(),
+            score.into(),
+            id.into(),
+            i64::from(fetch).into(),
+        ],
+    ))
+    .all(conn)
+    .await
+}
+
+/// The window's commented posts, most comments first; ties by newer id.
+pub async fn most_commented<C: ConnectionTrait>(
+    conn: &C,
+    since: DateTime<Utc>,
+    after: Option<(i64, i64)>,
+    fetch: u32,
+) -> Result<Vec<FeedRow>, DbErr> {
+    let (count, id) = after.unwrap_or((i64::MAX, i64::MAX));
+    FeedRow::find_by_statement(sql(
+        &format!(
+            "SELECT {ROW}, NULL::float8 AS score FROM timeline_posts
+              WHERE deleted_at IS NULL AND created_at >= $1 AND comment_count > 0
+                AND (comment_count, post_id) < ($2, $3)
+              ORDER BY comment_count DESC, post_id DESC LIMIT $4"
+        ),
+        [
+            since.into(),
+            count.into(),
+            id.into(),
+            i64::from(fetch).into(),
+        ],
+    ))
+    .all(conn)
+    .await
+}
+
+/// Everything in the read model, for comparing two builds of it (tests, support).
+#[derive(Debug, Clone, PartialEq, FromQueryResult)]
+pub struct Snapshot {
+    pub post_id: i64,
+    pub author_id: i64,
+    pub title: Option<String>,
+    pub excerpt: String,
+    pub like_count: i64,
+    pub comment_count: i64,
+    pub deleted: bool,
+}
+
+pub async fn snapshot<C: ConnectionTrait>(
+    conn: &C,
+) -> Result<(Vec<Snapshot>, Vec<(i64, i64)>), DbErr> {
+    let posts = Snapshot::find_by_statement(sql(
+        "SELECT post_id, author_id, title, excerpt, like_count, comment_count,
+                deleted_at IS NOT NULL AS deleted
+           FROM timeline_posts WHERE deleted_at IS NULL ORDER BY post_id",
+        [],
+    ))
+    .all(conn)
+    .await?;
+    let follows = conn
+        .query_all_raw(sql(
+            "SELECT follower_id, followee_id FROM timeline_follows WHERE active
+              ORDER BY follower_id, followee_id",
+            [],
+        ))
+        .await?
+        .iter()
+        .map(|r| Ok((r.try_get("", "follower_id")?, r.try_get("", "followee_id")?)))
+        .collect::<Result<Vec<_>, DbErr>>()?;
+    Ok((posts, follows))
+}
