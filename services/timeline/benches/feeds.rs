@@ -191,7 +191,8 @@ async fn main() {
         .set("MEMBER_URL", member.base_url())
         .set("SERVER_WORKERS", workers.clone())
         .set("LOG_LEVEL", "error")
-        .set("DATABASE_MAX_CONNECTIONS", "32");
+        .set("DATABASE_MAX_CONNECTIONS", "32")
+        .set("REDIS_POOL_SIZE", "64");
     let config = timeline::Config::from_env(env.vars()).unwrap();
     let db = service_runtime::postgres::connect_lazy(&config.database).unwrap();
     service_runtime::postgres::migrate::<timeline::Migrator>(&db)
