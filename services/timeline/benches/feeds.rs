@@ -125,7 +125,7 @@ async fn load_data(db: &sea_orm::DatabaseConnection) {
                     now() - (i * interval '2592 milliseconds'), now()
                FROM generate_series(1, {POSTS}) i"
         ),
-        "ANALYZE timeline_posts".to_owned(),
+        "VACUUM ANALYZE timeline_posts".to_owned(),
         "ANALYZE timeline_follows".to_owned(),
     ] {
         db.execute_unprepared(&statement).await.unwrap();

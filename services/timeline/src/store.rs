@@ -187,8 +187,9 @@ fn start_of(before: Option<Before>) -> Before {
 }
 
 /// Posts of the members `member` follows, newest first. Each followee contributes at most
-/// `fetch` rows through its own index range, so the cost follows the page size, not the
-/// number of posts.
+/// `fetch` keys `(created_at, post_id)` from its own range of the partial author index (no
+/// row is read), the best `fetch` keys win, and only those rows are fetched — so the cost
+/// follows the page size and the number of followees, not the number of posts.
 pub async fn following<C: ConnectionTrait>(
     conn: &C,
     member: i64,
@@ -198,18 +199,27 @@ pub async fn following<C: ConnectionTrait>(
     let (at, id) = start_of(before);
     FeedRow::find_by_statement(sql(
         &format!(
-            "SELECT {ROW}, NULL::float8 AS score FROM timeline_follows f
-             CROSS JOIN LATERAL (
-                 SELECT {ROW} FROM timeline_posts p
-                  WHERE p.author_id = f.followee_id AND p.deleted_at IS NULL
-                    AND (p.created_at, p.post_id) < ($2, $3)
-                  ORDER BY p.created_at DESC, p.post_id DESC
-                  LIMIT $4) p
-             WHERE f.follower_id = $1 AND f.active
-             ORDER BY created_at DESC, post_id DESC
-             LIMIT $4"
+            "WITH top AS (
+                 SELECT k.post_id, k.created_at FROM timeline_follows f
+                 CROSS JOIN LATERAL (
+                     SELECT p.post_id, p.created_at FROM timeline_posts p
+                      WHERE p.author_id = f.followee_id AND p.deleted_at IS NULL
+                        AND (p.created_at, p.post_id) < ($2, $3)
+                      ORDER BY p.created_at DESC, p.post_id DESC
+                      LIMIT $4) k
+                 WHERE f.follower_id = $1 AND f.active
+                 ORDER BY k.created_at DESC, k.post_id DESC
+                 LIMIT $4)
+             SELECT {ROW}, NULL::float8 AS score FROM timeline_posts
+             JOIN top USING (post_id, created_at)
+             ORDER BY created_at DESC, post_id DESC"
         ),
-        [member.into(), at.into(), id.into(), i64::from(fetch).into()],
+        [
+            member.into(),
+            at.into(),
+            id.into(),
+            i64::from(fetch).into(),
+        ],
     ))
     .all(conn)
     .await
