@@ -362,7 +362,10 @@ async fn reads() {
         errors += e;
     }
     latencies.sort_by(f64::total_cmp);
-    println!("## reads: GET /api/v1/activities/me (20 items of {}) by {clients} clients for {seconds} s", docs / 2);
+    println!(
+        "## reads: GET /api/v1/activities/me (20 items of {}) by {clients} clients for {seconds} s",
+        docs / 2
+    );
     println!("| metric | value |\n|---|---|");
     println!(
         "| requests | {} ({:.0}/s), {errors} errors |",

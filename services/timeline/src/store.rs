@@ -214,12 +214,7 @@ pub async fn following<C: ConnectionTrait>(
              JOIN top USING (post_id, created_at)
              ORDER BY created_at DESC, post_id DESC"
         ),
-        [
-            member.into(),
-            at.into(),
-            id.into(),
-            i64::from(fetch).into(),
-        ],
+        [member.into(), at.into(), id.into(), i64::from(fetch).into()],
     ))
     .all(conn)
     .await
