@@ -1,8 +1,8 @@
 //! The four feeds: cursor paging over the read model, cache-aside for the hot first pages,
 //! authors attached at the end.
 //!
-//! Cached (Redis, `{REDIS_KEY_PREFIX}timeline:…`), always the first 101 rows so any `limit`
-//! up to 100 is served from one entry:
+//! Cached (Redis, `{REDIS_KEY_PREFIX}timeline:…`): first pages of the default size (21 rows:
+//! any `limit` up to 20 is served from one entry; larger first pages go to the database):
 //! - `following:{member}` for `FEED_CACHE_SECONDS` (60); dropped when a followee posts,
 //!   edits or deletes and when the member follows or unfollows.
 //! - `popular:{window}` and `most-commented:{window}` for `HOT_CACHE_SECONDS` (30); dropped
@@ -10,15 +10,17 @@
 //! - `/me` is not cached: it is one index range, and read-after-write must hold.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
-use pagination::{CursorCodec, MAX_LIMIT, Page, PageQuery};
+use pagination::{CursorCodec, DEFAULT_LIMIT, Page, PageQuery};
 use serde::{Deserialize, Serialize};
 use service_runtime::HttpError;
 
 use crate::state::AppState;
 use crate::store::{self, FeedRow};
 
-/// Rows kept per cached first page: a full page plus one to know there is more.
-const CACHED_ROWS: u32 = MAX_LIMIT + 1;
+/// Rows kept per cached first page: a default-sized page plus one to know there is more.
+/// First pages asking for more than the default go to the database (rare; keeps every hit
+/// small to fetch and parse).
+const CACHED_ROWS: u32 = DEFAULT_LIMIT + 1;
 
 /// The windows popular and most-commented accept.
 pub const WINDOWS: [(&str, i64); 5] = [
@@ -103,6 +105,15 @@ pub async fn following(
             cached: false,
         });
     }
+    if limit > DEFAULT_LIMIT {
+        let rows = store::following(&state.db, member, None, limit + 1)
+            .await
+            .map_err(db_unavailable)?;
+        return Ok(Rows {
+            page: page_of(rows, limit, codec, position),
+            cached: false,
+        });
+    }
     let name = following_cache_name(member);
     if let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
         return Ok(Rows {
@@ -164,7 +175,8 @@ pub async fn popular(
         });
     }
     let name = popular_cache_name(window);
-    if let Some(ranked) = state.cache.get::<RankedPage>(&name).await {
+    let cacheable = limit <= DEFAULT_LIMIT;
+    if cacheable && let Some(ranked) = state.cache.get::<RankedPage>(&name).await {
         return Ok(Rows {
             page: page_of(ranked.rows, limit, codec, position(ranked.as_of)),
             cached: true,
@@ -173,14 +185,17 @@ pub async fn popular(
     // Microsecond precision: what the cursor can carry.
     let now = Utc::now();
     let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let rows = store::popular(&state.db, as_of, as_of - span, None, CACHED_ROWS)
+    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+    let rows = store::popular(&state.db, as_of, as_of - span, None, fetch)
         .await
         .map_err(db_unavailable)?;
     let ranked = RankedPage { as_of, rows };
-    state
-        .cache
-        .put(&name, &ranked, state.settings.hot_ttl)
-        .await;
+    if cacheable {
+        state
+            .cache
+            .put(&name, &ranked, state.settings.hot_ttl)
+            .await;
+    }
     Ok(Rows {
         page: page_of(ranked.rows, limit, codec, position(as_of)),
         cached: false,
@@ -207,16 +222,20 @@ pub async fn most_commented(
         });
     }
     let name = commented_cache_name(window);
-    if let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
+    let cacheable = limit <= DEFAULT_LIMIT;
+    if cacheable && let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
         return Ok(Rows {
             page: page_of(rows, limit, codec, position),
             cached: true,
         });
     }
-    let rows = store::most_commented(&state.db, since, None, CACHED_ROWS)
+    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+    let rows = store::most_commented(&state.db, since, None, fetch)
         .await
         .map_err(db_unavailable)?;
-    state.cache.put(&name, &rows, state.settings.hot_ttl).await;
+    if cacheable {
+        state.cache.put(&name, &rows, state.settings.hot_ttl).await;
+    }
     Ok(Rows {
         page: page_of(rows, limit, codec, position),
         cached: false,
