@@ -59,7 +59,7 @@ impl std::fmt::Display for BreakerState {
 
 /// What one call did, as far as the breaker cares.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(crate) struct Outcome {
+pub struct Outcome {
     pub failure: bool,
     pub slow: bool,
 }
@@ -259,9 +259,11 @@ impl Core {
     }
 }
 
-/// The breaker one client shares across all its calls.
+/// The breaker one client shares across all its calls. Public for callers that cannot go
+/// through [`crate::ResilientClient`] (the gateway's streaming proxy): ask
+/// [`CircuitBreaker::try_acquire`] before each call and [`Permit::record`] how it went.
 #[derive(Debug, Clone)]
-pub(crate) struct CircuitBreaker {
+pub struct CircuitBreaker {
     shared: Arc<Shared>,
 }
 
@@ -377,7 +379,7 @@ impl CircuitBreaker {
 /// Leave to make one call. Report how it went with [`Permit::record`]; dropping it unused
 /// gives the slot back.
 #[derive(Debug)]
-pub(crate) struct Permit<'a> {
+pub struct Permit<'a> {
     breaker: &'a CircuitBreaker,
     generation: u64,
     settled: bool,

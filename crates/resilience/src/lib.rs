@@ -61,7 +61,7 @@ mod limiter;
 mod observe;
 mod settings;
 
-pub use breaker::BreakerState;
+pub use breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
 pub use client::{Call, ResilientClient};
 pub use error::{BuildError, CallError};
 pub use settings::{

@@ -1,23 +1,114 @@
-//! queue: the API gateway with a waiting room: routes /api/v1/** to the services, verifies JWTs, rate-limits and admits members through a Redis waiting room.
+//! queue: the API gateway with a waiting room: routes /api/v1/** to the services, verifies
+//! JWTs, rate-limits and admits members through a Redis waiting room. See docs/queue.md.
 
+pub mod api;
 mod config;
+pub mod domain;
+mod error;
+pub mod gateway;
+pub mod hub;
 mod routes;
+pub mod scheduler;
+pub mod store;
 
+use std::time::Duration;
+
+use actix_web::web;
+use auth::{Blacklist, HttpJwks, Verifier};
+use ratelimit::RateLimiter;
 use service_runtime::redis::{RedisProbe, pool};
 use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
 
-pub use config::Config;
+pub use config::{Config, GatewaySettings, WaitingRoomSettings};
+pub use domain::admission::{AdmissionClaims, AdmissionKey, AdmissionSigner};
+
+use crate::gateway::{Gateway, WorkerClient};
+use crate::hub::Hub;
+use crate::store::room::{RoomSettings, WaitingRoom};
 
 pub const SERVICE: ServiceName = ServiceName::Queue;
+
+/// The HTTP client for the downstream services: pooled keep-alive connections, no
+/// redirects followed (a 302 from OAuth goes back to the browser), no decompression.
+fn downstream_client(pool_idle_per_host: usize) -> anyhow::Result<reqwest::Client> {
+    service_runtime::tls::install_crypto_provider();
+    Ok(reqwest::Client::builder()
+        .redirect(reqwest::redirect::Policy::none())
+        .pool_max_idle_per_host(pool_idle_per_host)
+        .pool_idle_timeout(Duration::from_secs(60))
+        .connect_timeout(Duration::from_secs(2))
+        .tcp_nodelay(true)
+        .build()?)
+}
 
 /// Connects (lazily) to the service's dependencies and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let redis = pool(&config.redis)?;
+    let prefix = config.redis.key_prefix.clone();
+    let room_config = &config.room;
+    if room_config.admission_key_is_random {
+        tracing::warn!(
+            "QUEUE_ADMISSION_KEY is not set: admission tokens are signed with a random key of this process only; set it (shared by all replicas) in production"
+        );
+    }
+    let signer = AdmissionSigner::new(&room_config.admission_key, room_config.admission_token_ttl)?;
+    let room = WaitingRoom::new(
+        redis.clone(),
+        &prefix,
+        RoomSettings {
+            capacity: room_config.capacity,
+            duration: room_config.duration,
+            abandon_after: room_config.abandon_after,
+            rate_window: room_config.rate_window,
+        },
+    );
+    let hub = Hub::new(
+        room.clone(),
+        signer.clone(),
+        room_config.position_interval,
+        room_config.heartbeat_interval,
+    );
+    let verifier = Verifier::new(
+        HttpJwks::new(config.auth.jwks_url.clone())?,
+        config.auth.clone(),
+        Some(Blacklist::new(redis.clone(), &prefix)),
+    );
+    let pool_idle_per_host = config.gateway.pool_idle_per_host;
+    let gateway = web::Data::new(Gateway {
+        client: downstream_client(pool_idle_per_host)?,
+        limiter: RateLimiter::new(redis.clone(), &prefix),
+        breakers: Gateway::breakers(&config.gateway),
+        settings: config.gateway,
+        protected_routes: room_config.protected_routes.clone(),
+        verifier,
+        room: room.clone(),
+    });
     let readiness = Readiness::default().with(RedisProbe(redis));
-    let service = ServiceBuilder::new(SERVICE, config.http)
-        .readiness(readiness)
+    let builder = ServiceBuilder::new(SERVICE, config.http).readiness(readiness);
+    let shutdown = builder.shutdown_token();
+    let scheduler_interval = room_config.scheduler_interval;
+    let room_data = web::Data::new(room.clone());
+    let hub_data = web::Data::new(hub.clone());
+    let signer_data = web::Data::new(signer);
+    let service = builder
         .openapi(routes::openapi())
-        .start(routes::configure)
+        .spawn(
+            hub.clone()
+                .listen(config.redis.url.clone(), shutdown.clone()),
+        )
+        .spawn(hub.run_timers(shutdown.clone()))
+        .spawn(scheduler::run(room, scheduler_interval, shutdown))
+        .start(move |cfg| {
+            // Runs once per worker: each gets its own connection pool (see WorkerClient).
+            let client =
+                downstream_client(pool_idle_per_host).unwrap_or_else(|_| gateway.client.clone());
+            cfg.app_data(web::Data::new(WorkerClient(client)))
+                .app_data(gateway.clone())
+                .app_data(room_data.clone())
+                .app_data(hub_data.clone())
+                .app_data(signer_data.clone());
+            routes::configure(cfg);
+        })
         .await?;
     Ok(service)
 }

@@ -1,15 +1,47 @@
 //! queue's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
-//! `/swagger-ui/`.
+//! `/swagger-ui/`. Everything under `/api/v1` passes the edge (token, rate limit, protected
+//! routes) first; the waiting room answers its own paths and the rest is proxied by prefix.
 
+use actix_web::middleware::from_fn;
 use actix_web::web;
+use auth::BearerAuth;
 use utoipa::OpenApi;
 
+use crate::api::{admin, queue};
+use crate::gateway::{edge, proxy};
+
 #[derive(OpenApi)]
-#[openapi(tags((name = "queue", description = "The API gateway and waiting room")))]
+#[openapi(
+    paths(
+        queue::lineup, queue::status, queue::stream, queue::leave_allowed, queue::leave_waiting,
+        queue::jwks, admin::routes,
+    ),
+    modifiers(&BearerAuth),
+    tags((name = "queue", description = "The API gateway and waiting room; every other /api/v1 path is proxied to its service"))
+)]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
     ApiDoc::openapi()
 }
 
-pub(crate) fn configure(_cfg: &mut web::ServiceConfig) {}
+pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
+    cfg.route("/actuator/gateway/routes", web::get().to(admin::routes))
+        .service(
+            web::scope("/api/v1")
+                .wrap(from_fn(edge::guard))
+                .route("/queue/lineup", web::post().to(queue::lineup))
+                .route("/queue/status", web::get().to(queue::status))
+                .route("/queue/stream", web::get().to(queue::stream))
+                .route(
+                    "/queue/allowed-in-token",
+                    web::delete().to(queue::leave_allowed),
+                )
+                .route(
+                    "/queue/waiting-token",
+                    web::delete().to(queue::leave_waiting),
+                )
+                .route("/queue/jwks.json", web::get().to(queue::jwks))
+                .route("/{tail:.*}", web::route().to(proxy::forward)),
+        );
+}

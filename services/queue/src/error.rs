@@ -1,0 +1,94 @@
+//! queue's errors → the shared JSON body, in one place. Codes are stable snake_case.
+
+use actix_web::http::StatusCode;
+use actix_web::{HttpResponse, ResponseError};
+use service_runtime::HttpError;
+
+pub mod codes {
+    pub const NOT_IN_QUEUE: &str = "not_in_queue";
+    pub const ADMISSION_REQUIRED: &str = "queue_admission_required";
+    pub const QUEUE_UNAVAILABLE: &str = "queue_unavailable";
+    pub const DOWNSTREAM_UNAVAILABLE: &str = "downstream_unavailable";
+    pub const GATEWAY_TIMEOUT: &str = "gateway_timeout";
+    pub const BAD_GATEWAY: &str = "bad_gateway";
+    pub const NO_ROUTE: &str = "not_found";
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum QueueError {
+    #[error("you are neither waiting nor admitted; line up with POST /api/v1/queue/lineup")]
+    NotInQueue,
+    #[error(
+        "this route is open to admitted members only during the event; line up with POST /api/v1/queue/lineup and retry once admitted"
+    )]
+    AdmissionRequired,
+    /// Redis failed: logged, never shown.
+    #[error("the waiting room is unavailable")]
+    Store(#[source] anyhow::Error),
+    #[error("no service is routed at {0}")]
+    NoRoute(String),
+    #[error("{downstream} is unavailable")]
+    DownstreamUnavailable { downstream: String },
+    #[error("{downstream} is failing; calls are paused for {retry_after_secs} s (circuit open)")]
+    CircuitOpen {
+        downstream: String,
+        retry_after_secs: u64,
+    },
+    #[error("{downstream} did not answer within {timeout_ms} ms")]
+    GatewayTimeout { downstream: String, timeout_ms: u64 },
+    #[error("{downstream} gave a broken answer")]
+    BadGateway { downstream: String },
+}
+
+impl QueueError {
+    pub fn to_http(&self) -> HttpError {
+        let message = self.to_string();
+        match self {
+            QueueError::NotInQueue => {
+                HttpError::new(StatusCode::NOT_FOUND, codes::NOT_IN_QUEUE, message)
+            }
+            QueueError::AdmissionRequired => {
+                HttpError::new(StatusCode::FORBIDDEN, codes::ADMISSION_REQUIRED, message)
+                    .with_header("Location", "/api/v1/queue/lineup")
+            }
+            QueueError::Store(_) => HttpError::unavailable(codes::QUEUE_UNAVAILABLE, message)
+                .with_header("Retry-After", "1"),
+            QueueError::NoRoute(_) => {
+                HttpError::new(StatusCode::NOT_FOUND, codes::NO_ROUTE, message)
+            }
+            QueueError::DownstreamUnavailable { .. } => {
+                HttpError::unavailable(codes::DOWNSTREAM_UNAVAILABLE, message)
+                    .with_header("Retry-After", "1")
+            }
+            QueueError::CircuitOpen {
+                retry_after_secs, ..
+            } => HttpError::unavailable(codes::DOWNSTREAM_UNAVAILABLE, message)
+                .with_header("Retry-After", retry_after_secs.to_string()),
+            QueueError::GatewayTimeout { .. } => {
+                HttpError::new(StatusCode::GATEWAY_TIMEOUT, codes::GATEWAY_TIMEOUT, message)
+            }
+            QueueError::BadGateway { .. } => {
+                HttpError::new(StatusCode::BAD_GATEWAY, codes::BAD_GATEWAY, message)
+            }
+        }
+    }
+}
+
+impl From<anyhow::Error> for QueueError {
+    fn from(err: anyhow::Error) -> Self {
+        QueueError::Store(err)
+    }
+}
+
+impl ResponseError for QueueError {
+    fn status_code(&self) -> StatusCode {
+        self.to_http().status
+    }
+
+    fn error_response(&self) -> HttpResponse {
+        if let QueueError::Store(err) = self {
+            tracing::error!(error = format!("{err:#}"), "waiting room store failed");
+        }
+        self.to_http().error_response()
+    }
+}

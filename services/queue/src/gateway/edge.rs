@@ -1,0 +1,249 @@
+//! The edge, in order, for every `/api/v1/**` request:
+//!
+//! 1. Strip any `X-User-Id` / `X-User-Type` the client sent: only the gateway says who a
+//!    caller is.
+//! 2. Verify the bearer token (auth crate, member's JWKS) unless the path is public; inject
+//!    `X-User-Id` / `X-User-Type`. On a public path a valid token still identifies the
+//!    caller, and a bad one is passed on untouched for the service to judge (a client with
+//!    a stale token must still reach login and refresh).
+//! 3. Rate-limit by the first matching rule (Redis, shared by all replicas): 429 +
+//!    `Retry-After`, and `X-RateLimit-Limit` / `X-RateLimit-Remaining` on every answer.
+//! 4. Protected routes: only admitted members pass, and each pass refreshes their admission.
+
+use std::net::IpAddr;
+
+use actix_web::body::MessageBody;
+use actix_web::dev::{ServiceRequest, ServiceResponse};
+use actix_web::http::StatusCode;
+use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use actix_web::middleware::Next;
+use actix_web::{HttpMessage, web};
+use auth::{AuthError, Authenticated};
+use contracts::auth::MemberRole;
+use contracts::error::codes;
+use contracts::headers::{TOKEN_REFRESH_NEEDED, USER_ID, USER_TYPE};
+use ratelimit::{Decision, Limit};
+use service_runtime::HttpError;
+
+use crate::domain::limits::{LimitKey, LimitRule};
+use crate::domain::paths::any_matches;
+use crate::error::QueueError;
+use crate::gateway::Gateway;
+
+pub const RATE_LIMIT_LIMIT: &str = "X-RateLimit-Limit";
+pub const RATE_LIMIT_REMAINING: &str = "X-RateLimit-Remaining";
+
+/// Who the edge let through, for the handlers behind it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Caller {
+    pub member_id: i64,
+    pub role: MemberRole,
+}
+
+/// The client's address: the peer, or with `GATEWAY_TRUST_FORWARDED_FOR` the last
+/// `X-Forwarded-For` entry (the one the trusted proxy in front appended).
+pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    if trust_forwarded_for
+        && let Some(ip) = req
+            .headers()
+            .get_all("x-forwarded-for")
+            .filter_map(|v| v.to_str().ok())
+            .flat_map(|v| v.split(','))
+            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
+            .next_back()
+    {
+        return Some(ip);
+    }
+    req.peer_addr().map(|a| a.ip())
+}
+
+fn bearer(req: &ServiceRequest) -> Result<Option<String>, AuthError> {
+    let Some(value) = req.headers().get(AUTHORIZATION) else {
+        return Ok(None);
+    };
+    let value = value
+        .to_str()
+        .map_err(|_| AuthError::Invalid("the Authorization header is not text".into()))?;
+    match value.split_once(' ') {
+        Some((scheme, token))
+            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
+        {
+            Ok(Some(token.trim().to_owned()))
+        }
+        _ => Err(AuthError::Invalid(
+            "the Authorization header must be `Bearer <token>`".into(),
+        )),
+    }
+}
+
+async fn authenticate(
+    gw: &Gateway,
+    req: &ServiceRequest,
+    public: bool,
+) -> Result<Option<Authenticated>, HttpError> {
+    let token = match bearer(req) {
+        Ok(token) => token,
+        Err(_) if public => return Ok(None),
+        Err(err) => return Err(err.into()),
+    };
+    let Some(token) = token else {
+        return if public {
+            Ok(None)
+        } else {
+            Err(AuthError::Missing.into())
+        };
+    };
+    match gw.verifier.verify(&token).await {
+        Ok(member) => Ok(Some(member)),
+        Err(err) if public && !matches!(err, AuthError::Unavailable(_)) => {
+            tracing::debug!(error = %err, "bad token on a public path: passed on without identity");
+            Ok(None)
+        }
+        Err(err) => {
+            metrics::counter!("gateway_auth_rejected_total", "reason" => reason(&err)).increment(1);
+            Err(err.into())
+        }
+    }
+}
+
+fn reason(err: &AuthError) -> &'static str {
+    match err {
+        AuthError::Missing => "missing",
+        AuthError::Invalid(_) => "invalid",
+        AuthError::Expired => "expired",
+        AuthError::Revoked => "revoked",
+        AuthError::Unavailable(_) => "unavailable",
+    }
+}
+
+/// The rate-limit verdict for this request, or `None` when no rule applies or Redis is down
+/// (rate limiting fails open: an outage of the limiter must not take the API down).
+async fn rate_limit(
+    gw: &Gateway,
+    req: &ServiceRequest,
+    caller: Option<Caller>,
+) -> Result<Option<(u32, u32)>, HttpError> {
+    let Some(rule) = LimitRule::find(&gw.settings.rate_limits, req.method().as_str(), req.path())
+    else {
+        return Ok(None);
+    };
+    let subject = match (rule.key, caller) {
+        (LimitKey::Member, Some(c)) => format!("m{}", c.member_id),
+        _ => match client_ip(req.request(), gw.settings.trust_forwarded_for) {
+            Some(ip) => format!("ip{ip}"),
+            None => "ip-unknown".to_owned(),
+        },
+    };
+    let limit = Limit {
+        scope: rule.name.clone(),
+        max: rule.max,
+        window: rule.window,
+    };
+    match gw.limiter.hit(&limit, &subject).await {
+        Ok(Decision::Allowed { remaining }) => Ok(Some((rule.max, remaining))),
+        Ok(Decision::Limited { retry_after }) => {
+            metrics::counter!("gateway_rate_limited_total", "rule" => rule.name.clone())
+                .increment(1);
+            let secs = retry_after.as_millis().div_ceil(1000).max(1);
+            Err(HttpError::new(
+                StatusCode::TOO_MANY_REQUESTS,
+                codes::RATE_LIMITED,
+                format!(
+                    "too many requests: at most {} per {} s for {}; retry in {secs} s",
+                    rule.max,
+                    rule.window.as_secs(),
+                    rule.path
+                ),
+            )
+            .with_header("Retry-After", secs.to_string())
+            .with_header(RATE_LIMIT_LIMIT, rule.max.to_string())
+            .with_header(RATE_LIMIT_REMAINING, "0"))
+        }
+        Err(err) => {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "rate limiter unavailable; letting the request through"
+            );
+            metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
+            Ok(None)
+        }
+    }
+}
+
+/// The edge middleware on the `/api/v1` scope.
+pub async fn guard(
+    mut req: ServiceRequest,
+    next: Next<impl MessageBody>,
+) -> Result<ServiceResponse<impl MessageBody>, actix_web::Error> {
+    let Some(gw) = req.app_data::<web::Data<Gateway>>().cloned() else {
+        return Err(HttpError::internal(&"no Gateway registered as app data").into());
+    };
+    let headers = req.headers_mut();
+    headers.remove(USER_ID);
+    headers.remove(USER_TYPE);
+
+    let public = any_matches(&gw.settings.public_paths, req.method().as_str(), req.path());
+    let member = authenticate(&gw, &req, public).await?;
+    let caller = member.as_ref().map(|m| Caller {
+        member_id: m.member_id,
+        role: m.role,
+    });
+    let refresh_needed = member.as_ref().is_some_and(|m| m.refresh_needed);
+    if let Some(c) = caller {
+        let headers = req.headers_mut();
+        headers.insert(
+            HeaderName::from_static("x-user-id"),
+            HeaderValue::from(c.member_id),
+        );
+        headers.insert(
+            HeaderName::from_static("x-user-type"),
+            HeaderValue::from_static(c.role.as_header_value()),
+        );
+        req.extensions_mut().insert(c);
+        tracing::Span::current().record("member.id", c.member_id);
+    }
+
+    let limit = rate_limit(&gw, &req, caller).await?;
+
+    if any_matches(&gw.protected_routes, req.method().as_str(), req.path()) {
+        let Some(c) = caller else {
+            return Err(HttpError::from(AuthError::Missing).into());
+        };
+        match gw.room.touch(c.member_id).await {
+            Ok(true) => {}
+            Ok(false) => {
+                metrics::counter!("queue_protected_refused_total").increment(1);
+                return Err(QueueError::AdmissionRequired.into());
+            }
+            Err(err) => return Err(QueueError::Store(err).into()),
+        }
+    }
+
+    let mut res = next.call(req).await?;
+    let headers = res.headers_mut();
+    if let Some((max, remaining)) = limit {
+        headers.insert(
+            HeaderName::from_static("x-ratelimit-limit"),
+            HeaderValue::from(max),
+        );
+        headers.insert(
+            HeaderName::from_static("x-ratelimit-remaining"),
+            HeaderValue::from(remaining),
+        );
+    }
+    if refresh_needed && !headers.contains_key(TOKEN_REFRESH_NEEDED) {
+        headers.insert(
+            HeaderName::from_static("x-token-refresh-needed"),
+            HeaderValue::from_static("true"),
+        );
+    }
+    Ok(res)
+}
+
+/// The caller the edge verified (handlers behind a non-public path always have one).
+pub fn caller(req: &actix_web::HttpRequest) -> Result<Caller, HttpError> {
+    req.extensions()
+        .get::<Caller>()
+        .copied()
+        .ok_or_else(|| AuthError::Missing.into())
+}

@@ -1,0 +1,24 @@
+-- POST /api/v1/queue/lineup. ARGV: member, capacity, channel, window_ms.
+-- Returns {state, position, flag}: {'admitted', 0, 1} already admitted (timestamp
+-- refreshed, never re-queued); {'admitted', 0, 0} admitted now; {'waiting', position,
+-- requeued} queued at the back (requeued = 1 when the member was already waiting: the
+-- seed's refresh protection moves them behind everyone who is there now).
+local member, capacity = ARGV[1], tonumber(ARGV[2])
+local now = now_ms()
+if redis.call('HEXISTS', allowed, member) == 1 then
+  redis.call('HSET', allowed, member, now)
+  return {'admitted', 0, 1}
+end
+local requeued = redis.call('ZREM', wait, member)
+-- Free slots go to those already waiting first, so a newcomer never jumps the queue.
+fill(capacity, now, ARGV[3], tonumber(ARGV[4]))
+if redis.call('ZCARD', wait) == 0 and free_slots(capacity) > 0 then
+  redis.call('HSET', allowed, member, now)
+  redis.call('ZREM', seen, member)
+  return {'admitted', 0, 0}
+end
+local ticket = redis.call('INCR', counter)
+redis.call('ZADD', wait, ticket, member)
+redis.call('ZADD', seen, now, member)
+-- The newest ticket is the highest score: the member is last.
+return {'waiting', redis.call('ZCARD', wait), requeued}

@@ -1,0 +1,4 @@
+//! Persistence: the waiting room's Redis keys and the Lua scripts that change them.
+
+pub mod keys;
+pub mod room;

@@ -1,0 +1,264 @@
+//! The waiting room in Redis: every step that reads and writes more than one key is one Lua
+//! script (`src/store/lua/`), so concurrent lineups on any number of replicas can neither
+//! admit past capacity nor hand out the same position twice.
+
+use std::time::Duration;
+
+use deadpool_redis::Pool;
+use redis::Script;
+
+use crate::store::keys;
+
+const PRELUDE: &str = include_str!("lua/prelude.lua");
+
+fn script(body: &str) -> Script {
+    Script::new(&format!("{PRELUDE}\n{body}"))
+}
+
+/// The rules' numbers.
+#[derive(Debug, Clone)]
+pub struct RoomSettings {
+    pub capacity: u32,
+    pub duration: Duration,
+    pub abandon_after: Duration,
+    pub rate_window: Duration,
+}
+
+/// What a lineup did.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Lineup {
+    /// Let in now (`already` when the member was admitted before this request).
+    Admitted { already: bool },
+    /// Queued at `position` (`requeued` when they were already waiting: moved to the back).
+    Waiting { position: u64, requeued: bool },
+}
+
+/// Where one member stands.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Standing {
+    Admitted,
+    Waiting { position: u64 },
+    Absent,
+}
+
+/// Standings of several members, with what the estimate needs.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Standings {
+    pub waiting_total: u64,
+    pub admitted_in_window: u64,
+    pub members: Vec<Standing>,
+}
+
+/// Which set a member leaves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Leave {
+    Allowed,
+    Waiting,
+    Both,
+}
+
+impl Leave {
+    fn as_str(self) -> &'static str {
+        match self {
+            Leave::Allowed => "allowed",
+            Leave::Waiting => "waiting",
+            Leave::Both => "both",
+        }
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Left {
+    pub allowed: bool,
+    pub waiting: bool,
+    pub admitted_from_queue: u64,
+}
+
+/// One scheduler tick that this replica ran.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tick {
+    pub expired: u64,
+    pub abandoned: u64,
+    pub admitted: u64,
+    pub waiting: u64,
+    pub allowed: u64,
+}
+
+/// The waiting room's store. Cheap to clone.
+#[derive(Clone)]
+pub struct WaitingRoom {
+    pool: Pool,
+    keys: [String; 7],
+    channel: String,
+    settings: RoomSettings,
+    lineup: Script,
+    positions: Script,
+    leave: Script,
+    touch: Script,
+    schedule: Script,
+}
+
+/// Positions are asked for in batches of this many members (one script each), so a tick for
+/// 10 000 SSE clients never holds Redis for long.
+const POSITION_BATCH: usize = 1000;
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+fn count(n: i64) -> u64 {
+    u64::try_from(n).unwrap_or(0)
+}
+
+impl WaitingRoom {
+    pub fn new(pool: Pool, prefix: &str, settings: RoomSettings) -> Self {
+        Self {
+            pool,
+            keys: [
+                keys::wait(prefix),
+                keys::counter(prefix),
+                keys::allowed_in(prefix),
+                keys::seen(prefix),
+                keys::admission_log(prefix),
+                keys::scheduler_lock(prefix),
+                keys::scheduler_stats(prefix),
+            ],
+            channel: keys::admissions_channel(prefix),
+            settings,
+            lineup: script(include_str!("lua/lineup.lua")),
+            positions: script(include_str!("lua/positions.lua")),
+            leave: script(include_str!("lua/leave.lua")),
+            touch: script(include_str!("lua/touch.lua")),
+            schedule: script(include_str!("lua/schedule.lua")),
+        }
+    }
+
+    pub fn settings(&self) -> &RoomSettings {
+        &self.settings
+    }
+
+    /// The pub/sub channel admissions are announced on.
+    pub fn channel(&self) -> &str {
+        &self.channel
+    }
+
+    fn invocation<'a>(&'a self, script: &'a Script) -> redis::ScriptInvocation<'a> {
+        let mut invocation = script.prepare_invoke();
+        for key in &self.keys {
+            invocation.key(key);
+        }
+        invocation
+    }
+
+    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
+        Ok(self.pool.get().await?)
+    }
+
+    pub async fn lineup(&self, member: i64) -> anyhow::Result<Lineup> {
+        let mut conn = self.conn().await?;
+        let (state, position, flag): (String, i64, i64) = self
+            .invocation(&self.lineup)
+            .arg(member)
+            .arg(self.settings.capacity)
+            .arg(&self.channel)
+            .arg(millis(self.settings.rate_window))
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match state.as_str() {
+            "admitted" => Lineup::Admitted { already: flag == 1 },
+            _ => Lineup::Waiting {
+                position: count(position),
+                requeued: flag == 1,
+            },
+        })
+    }
+
+    /// Where each of `members` stands (a sign of life for those waiting).
+    pub async fn standings(&self, members: &[i64]) -> anyhow::Result<Standings> {
+        let mut out = Standings {
+            waiting_total: 0,
+            admitted_in_window: 0,
+            members: Vec::with_capacity(members.len()),
+        };
+        let mut conn = self.conn().await?;
+        let chunks: Vec<&[i64]> = if members.is_empty() {
+            vec![&[]]
+        } else {
+            members.chunks(POSITION_BATCH).collect()
+        };
+        for chunk in chunks {
+            let mut invocation = self.invocation(&self.positions);
+            invocation.arg(millis(self.settings.rate_window));
+            for m in chunk {
+                invocation.arg(m);
+            }
+            let raw: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+            let (head, rest) = raw.split_at(raw.len().min(2));
+            if let [total, recent] = head {
+                out.waiting_total = count(*total);
+                out.admitted_in_window = count(*recent);
+            }
+            out.members.extend(rest.iter().map(|s| match *s {
+                0 => Standing::Admitted,
+                n if n > 0 => Standing::Waiting { position: count(n) },
+                _ => Standing::Absent,
+            }));
+        }
+        Ok(out)
+    }
+
+    pub async fn leave(&self, member: i64, which: Leave) -> anyhow::Result<Left> {
+        let mut conn = self.conn().await?;
+        let (allowed, waiting, admitted): (i64, i64, i64) = self
+            .invocation(&self.leave)
+            .arg(member)
+            .arg(which.as_str())
+            .arg(self.settings.capacity)
+            .arg(&self.channel)
+            .arg(millis(self.settings.rate_window))
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(Left {
+            allowed: allowed == 1,
+            waiting: waiting == 1,
+            admitted_from_queue: count(admitted),
+        })
+    }
+
+    /// For a protected route: `true` (and the admission refreshed) if `member` is admitted.
+    pub async fn touch(&self, member: i64) -> anyhow::Result<bool> {
+        let mut conn = self.conn().await?;
+        let admitted: i64 = self
+            .invocation(&self.touch)
+            .arg(member)
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(admitted == 1)
+    }
+
+    /// One scheduler tick if this replica wins the lock (`None` if another holds it).
+    pub async fn schedule(&self, instance: &str, lock: Duration) -> anyhow::Result<Option<Tick>> {
+        let mut conn = self.conn().await?;
+        let raw: Vec<i64> = self
+            .invocation(&self.schedule)
+            .arg(instance)
+            .arg(millis(lock).max(1))
+            .arg(self.settings.capacity)
+            .arg(millis(self.settings.duration))
+            .arg(millis(self.settings.abandon_after))
+            .arg(&self.channel)
+            .arg(millis(self.settings.rate_window))
+            .invoke_async(&mut *conn)
+            .await?;
+        Ok(match raw.as_slice() {
+            [1, expired, abandoned, admitted, waiting, allowed] => Some(Tick {
+                expired: count(*expired),
+                abandoned: count(*abandoned),
+                admitted: count(*admitted),
+                waiting: count(*waiting),
+                allowed: count(*allowed),
+            }),
+            _ => None,
+        })
+    }
+}
