@@ -59,15 +59,23 @@ impl Recorder {
         if let Some(toggle) = cancelled_toggle(kind) {
             // A redelivered cancel that already cancelled its like must not cancel an older one.
             if written == Written::AlreadyThere
-                && self.store.cancel_has_matched(&activity.dedup_key).await?
+                && self
+                    .store
+                    .by_dedup_key(&activity.dedup_key)
+                    .await?
+                    .is_some_and(|stored| stored.cancels.is_some())
             {
                 return Ok(());
             }
             self.store.cancel_latest(&activity, toggle.as_str()).await?;
         } else if let Some(cancel) = cancel_of(kind) {
-            if written == Written::Inserted
-                || self.store.is_uncancelled(&activity.dedup_key).await?
-            {
+            let uncancelled = written == Written::Inserted
+                || self
+                    .store
+                    .by_dedup_key(&activity.dedup_key)
+                    .await?
+                    .is_some_and(|stored| stored.hidden != Some(Hidden::Cancelled));
+            if uncancelled {
                 self.store
                     .match_earlier_cancel(&activity, cancel.as_str())
                     .await?;

@@ -253,22 +253,11 @@ impl ActivityStore {
         Ok(true)
     }
 
-    /// Whether the stored toggle with this dedup key is still uncancelled.
-    pub async fn is_uncancelled(&self, dedup_key: &str) -> mongodb::error::Result<bool> {
-        let found = self
-            .collection
+    /// The stored activity with this dedup key.
+    pub async fn by_dedup_key(&self, dedup_key: &str) -> mongodb::error::Result<Option<Activity>> {
+        self.collection
             .find_one(doc! { "dedup_key": dedup_key })
-            .await?;
-        Ok(found.is_some_and(|a| a.hidden != Some(Hidden::Cancelled)))
-    }
-
-    /// Whether the stored cancel with this dedup key has cancelled a like/follow.
-    pub async fn cancel_has_matched(&self, dedup_key: &str) -> mongodb::error::Result<bool> {
-        let found = self
-            .collection
-            .find_one(doc! { "dedup_key": dedup_key })
-            .await?;
-        Ok(found.is_some_and(|a| a.cancels.is_some()))
+            .await
     }
 
     /// Hides every other activity about a deleted post or comment (`field` is `post_id` or

@@ -3,9 +3,8 @@
 //! and activity consumes the same (test-prefixed) topics into its own Mongo database.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::future::Future;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use activity::store::{Activity, ActivityStore};
 use contracts::EventEnvelope;
@@ -250,18 +249,4 @@ impl Stack {
     }
 }
 
-/// Polls `check` until it returns `Some`, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-}
+pub use test_harness::eventually;

@@ -2,8 +2,7 @@
 //! listens on a fixed port so a test can stop it and bring it back.
 #![allow(dead_code, clippy::unwrap_used)]
 
-use std::future::Future;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -226,18 +225,4 @@ pub fn ids_of(page: &Value) -> Vec<i64> {
         .collect()
 }
 
-/// Polls `check` until it returns `Some`, for at most `secs` seconds.
-pub async fn eventually<T, F, Fut>(what: &str, secs: u64, mut check: F) -> T
-where
-    F: FnMut() -> Fut,
-    Fut: Future<Output = Option<T>>,
-{
-    let deadline = Instant::now() + Duration::from_secs(secs);
-    loop {
-        if let Some(value) = check().await {
-            return value;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-}
+pub use test_harness::eventually;
