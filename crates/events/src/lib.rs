@@ -20,7 +20,9 @@ pub mod topics;
 use service_runtime::kafka::KafkaSettings;
 use service_runtime::{ConfigError, EnvSource, ServiceName};
 
-pub use consumer::{ConsumerRunner, EventHandler, HandlerError, RecordInfo, Redriver};
+pub use consumer::{
+    CheckpointPolicy, ConsumerRunner, EventHandler, HandlerError, RecordInfo, Redriver,
+};
 pub use outbox::{OutboxRelay, RelayHandle, append};
 pub use settings::{ConsumerSettings, ProducerSettings, RelaySettings, TopicSettings};
 

@@ -80,6 +80,16 @@ impl ServiceProcess {
         )
     }
 
+    /// Waits for the process to exit on its own; returns its exit code (-1: killed by a
+    /// signal, e.g. an abort).
+    pub async fn wait_exit(mut self, within: Duration) -> i32 {
+        let exit = tokio::time::timeout(within, self.child.wait())
+            .await
+            .unwrap_or_else(|_| panic!("process did not exit within {within:?}"))
+            .unwrap();
+        exit.code().unwrap_or(-1)
+    }
+
     /// Sends `signal` (e.g. "TERM", "INT") and waits for the exit code.
     pub async fn signal_and_wait(mut self, signal: &str, within: Duration) -> i32 {
         let pid = self.child.id().unwrap();

@@ -13,6 +13,11 @@
 //!   (bad JSON, unknown event type) are dead-lettered at once;
 //!   [`HandlerError::Unavailable`] (the handler's store is down) is retried for as long as
 //!   it takes, never dead-lettered — the partition waits, nothing is lost.
+//! - Checkpointed handlers ([`ConsumerRunner::checkpointed`]: an embedded index whose writes
+//!   become durable only at its commit) get their offsets stored only after
+//!   [`EventHandler::checkpoint`] succeeds, so a crash replays what was not yet durable.
+//!   Such handlers must be idempotent by key and version; Redis dedup is off for them (a
+//!   dedup key completed before the checkpoint would turn that replay into a loss).
 
 pub mod dead_letter;
 pub mod dedup;
@@ -65,6 +70,29 @@ pub enum HandlerError {
 #[async_trait]
 pub trait EventHandler: Send + Sync + 'static {
     async fn handle(&self, event: &EventEnvelope, record: &RecordInfo) -> Result<(), HandlerError>;
+
+    /// Makes everything handled so far durable. Only runners built
+    /// [`checkpointed`](ConsumerRunner::checkpointed) call it, and store offsets after it.
+    async fn checkpoint(&self) -> Result<(), HandlerError> {
+        Ok(())
+    }
+}
+
+/// When a checkpointed runner asks its handler to make its work durable: after this many
+/// handled events or this long after the first one not yet durable, whichever comes first.
+#[derive(Debug, Clone, Copy)]
+pub struct CheckpointPolicy {
+    pub max_events: usize,
+    pub max_interval: Duration,
+}
+
+/// Handled offsets waiting for the handler's next checkpoint.
+#[derive(Default)]
+struct Pending {
+    /// Highest handled offset per partition.
+    offsets: HashMap<Partition, i64>,
+    events: usize,
+    since: Option<Instant>,
 }
 
 /// Rebalance and statistics hooks.
@@ -151,6 +179,7 @@ pub struct ConsumerRunner {
     settings: ConsumerSettings,
     group: String,
     patterns: Vec<String>,
+    checkpoint: Option<CheckpointPolicy>,
 }
 
 impl ConsumerRunner {
@@ -226,7 +255,15 @@ impl ConsumerRunner {
             settings,
             group,
             patterns,
+            checkpoint: None,
         })
+    }
+
+    /// Offsets are stored only after the handler's [`EventHandler::checkpoint`], called per
+    /// `policy` and on shutdown; Redis dedup is off (see the module docs).
+    pub fn checkpointed(mut self, policy: CheckpointPolicy) -> Self {
+        self.checkpoint = Some(policy);
+        self
     }
 
     pub fn group(&self) -> &str {
@@ -252,12 +289,17 @@ impl ConsumerRunner {
         tracing::info!(group = %self.group, patterns = ?patterns, "consumer started");
         let mut paused: HashMap<Partition, Instant> = HashMap::new();
         let mut attempts: HashMap<Position, u32> = HashMap::new();
+        let mut pending = Pending::default();
         loop {
             self.forget_revoked(&mut paused, &mut attempts);
             let next_resume = paused.values().min().copied();
+            let checkpoint_due = self.checkpoint_due(&pending);
             tokio::select! {
                 biased;
                 _ = shutdown.cancelled() => break,
+                _ = sleep_until(checkpoint_due), if checkpoint_due.is_some() => {
+                    self.checkpoint(&mut pending).await;
+                }
                 _ = sleep_until(next_resume), if next_resume.is_some() => {
                     self.resume_due(&mut paused);
                 }
@@ -273,6 +315,11 @@ impl ConsumerRunner {
                             continue;
                         }
                         match self.process(&message, &mut attempts).await {
+                            Step::Done if self.checkpoint.is_some() => {
+                                pending.offsets.insert(partition, message.offset());
+                                pending.events += 1;
+                                pending.since.get_or_insert_with(Instant::now);
+                            }
                             Step::Done => {
                                 if let Err(err) = self.consumer.store_offset_from_message(&message) {
                                     tracing::debug!(error = %err, "offset not stored (partition revoked?)");
@@ -287,9 +334,56 @@ impl ConsumerRunner {
                 }
             }
         }
+        if !pending.offsets.is_empty() {
+            self.checkpoint(&mut pending).await;
+        }
         match self.consumer.commit_consumer_state(CommitMode::Sync) {
             Ok(()) => tracing::info!(group = %self.group, "offsets committed on shutdown"),
             Err(err) => tracing::debug!(error = %err, "nothing to commit on shutdown"),
+        }
+    }
+
+    /// Redis dedup, unless the runner is checkpointed.
+    fn dedup(&self) -> Option<&Dedup> {
+        self.checkpoint.is_none().then_some(&self.dedup)
+    }
+
+    /// When the pending offsets must be made durable: now if enough events are waiting,
+    /// else when the oldest has waited `max_interval`.
+    fn checkpoint_due(&self, pending: &Pending) -> Option<Instant> {
+        let policy = self.checkpoint?;
+        let since = pending.since?;
+        if pending.events >= policy.max_events {
+            return Some(Instant::now());
+        }
+        Some(since + policy.max_interval)
+    }
+
+    /// Asks the handler to make its work durable, then stores and commits the offsets it
+    /// covered. On failure everything stays pending and is tried again at the next interval.
+    async fn checkpoint(&self, pending: &mut Pending) {
+        let started = Instant::now();
+        match self.handler.checkpoint().await {
+            Ok(()) => {
+                for ((topic, partition), offset) in pending.offsets.drain() {
+                    if let Err(err) = self.consumer.store_offset(&topic, partition, offset) {
+                        tracing::debug!(error = %err, "offset not stored (partition revoked?)");
+                    }
+                }
+                pending.events = 0;
+                pending.since = None;
+                if let Err(err) = self.consumer.commit_consumer_state(CommitMode::Async) {
+                    tracing::debug!(error = %err, "offset commit not started");
+                }
+                metrics::histogram!("consumer_checkpoint_duration_seconds", "group" => self.group.clone())
+                    .record(started.elapsed().as_secs_f64());
+            }
+            Err(err) => {
+                tracing::warn!(error = %err, group = %self.group, "checkpoint failed; offsets stay pending");
+                metrics::counter!("consumer_checkpoint_failures_total", "group" => self.group.clone())
+                    .increment(1);
+                pending.since = Some(Instant::now());
+            }
         }
     }
 
@@ -380,7 +474,11 @@ impl ConsumerRunner {
         let event_type = event.event_type.as_str();
 
         let key = self.dedup.key(&event);
-        match self.dedup.claim(&key).await {
+        let claim = match self.dedup() {
+            Some(dedup) => dedup.claim(&key).await,
+            None => Claim::Unavailable,
+        };
+        match claim {
             Claim::Duplicate => {
                 metrics::counter!("consumer_events_total", "group" => self.group.clone(),
                     "type" => event_type, "outcome" => "duplicate")
@@ -405,7 +503,9 @@ impl ConsumerRunner {
             .record(started.elapsed().as_secs_f64());
         let err = match result {
             Ok(()) => {
-                self.dedup.complete(&key).await;
+                if let Some(dedup) = self.dedup() {
+                    dedup.complete(&key).await;
+                }
                 attempts.remove(&position);
                 metrics::counter!("consumer_events_total", "group" => self.group.clone(),
                     "type" => event_type, "outcome" => "handled")
@@ -414,7 +514,9 @@ impl ConsumerRunner {
             }
             Err(err) => err,
         };
-        self.dedup.release(&key).await;
+        if let Some(dedup) = self.dedup() {
+            dedup.release(&key).await;
+        }
         match err {
             HandlerError::Permanent(e) => {
                 self.dead_letter(message, &format!("permanent: {e:#}"), attempt, attempts)
