@@ -7,6 +7,7 @@ pub mod dedup;
 pub mod error;
 pub mod events;
 pub mod headers;
+pub mod images;
 pub mod redis_keys;
 pub mod topics;
 
