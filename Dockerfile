@@ -25,11 +25,12 @@ RUN case "${SERVICE:-}" in \
     esac \
  && mkdir -p /out/etc/dailyfeed /out/usr/local/bin \
  && echo "$port" > /out/etc/dailyfeed/port
-# Cache mounts keep the registry and target dir between builds on one builder.
+# Cache mounts keep the registry and target dir between builds on one builder. `--bin`, not
+# `-p`: the image service's package shares its name with the `image` codec crate.
 RUN --mount=type=cache,target=/usr/local/cargo/registry \
     --mount=type=cache,target=/usr/local/cargo/git \
     --mount=type=cache,target=/src/target,sharing=locked \
-    cargo build --release --locked -p "$SERVICE" \
+    cargo build --release --locked --bin "$SERVICE" \
  && cp "target/release/$SERVICE" /out/usr/local/bin/ \
  && ln -s "$SERVICE" /out/usr/local/bin/dailyfeed-service
 

@@ -19,7 +19,7 @@ bench_service() { # service port [VAR=value...]
   shift 2
   local db="bench_${service}_$BENCH_RUN"
   create_database "$db"
-  (cd "$REPO_ROOT" && cargo build --quiet --profile bench -p "$service")
+  (cd "$REPO_ROOT" && cargo build --quiet --profile bench --bin "$service")
   spawn "$service" "$BENCH_STATE/$service.log" env SERVER_PORT="$port" SERVER_HOST=127.0.0.1 \
     DATABASE_URL="${PG_ADMIN_URL%/postgres}/$db" DATABASE_MIGRATE_ON_START=true \
     REDIS_URL="$REDIS_ADMIN_URL" REDIS_KEY_PREFIX="$BENCH_RUN:" KAFKA_BROKERS="$BENCH_KAFKA" \

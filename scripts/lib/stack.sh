@@ -1,10 +1,11 @@
 # shellcheck shell=bash
 # Functions shared by scripts/run-stack and scripts/test-all: install what is missing, start
 # real servers (PostgreSQL, Redis, the tansu Kafka broker, SecantusDB for the MongoDB wire
-# protocol) idempotently, and stop exactly what this invocation started.
+# protocol, moto for the S3 API) idempotently, and stop exactly what this invocation started.
 #
 # Caches outside the clone (survive `git clean`, shared by CI runs on one machine):
-#   $DAILYFEED_CACHE (default ~/.cache/dailyfeed): cargo target dir, tansu, SecantusDB venv.
+#   $DAILYFEED_CACHE (default ~/.cache/dailyfeed): cargo target dir, tansu, SecantusDB and
+#   moto venvs.
 
 REPO_ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)"
 DAILYFEED_CACHE="${DAILYFEED_CACHE:-$HOME/.cache/dailyfeed}"
@@ -16,6 +17,9 @@ TANSU_ROOT="$DAILYFEED_CACHE/tansu-$TANSU_VERSION"
 TANSU_BIN="$TANSU_ROOT/bin/tansu"
 SECANTUS_VERSION=0.7.0b3
 SECANTUS_VENV="$DAILYFEED_CACHE/secantus-$SECANTUS_VERSION"
+MOTO_VERSION=5.2.5
+MOTO_VENV="$DAILYFEED_CACHE/moto-$MOTO_VERSION"
+MOTO_BIN="$MOTO_VENV/bin/moto_server"
 
 STARTED_PIDS=()
 
@@ -203,6 +207,41 @@ start_secantus() { # dir port
   spawn SecantusDB "$dir/secantus.log" "$SECANTUS_VENV/bin/secantusd-py" --host 127.0.0.1 \
     --port "$port" --storage-path "$dir/data"
   wait_port 127.0.0.1 "$port" 60 SecantusDB "$dir/secantus.log"
+}
+
+# --- moto (S3 API, for the image service) ----------------------------------------------
+ensure_moto() {
+  local installed=""
+  [ -x "$MOTO_BIN" ] && installed=$("$MOTO_VENV/bin/pip" show moto 2>/dev/null || true)
+  if grep -qx "Version: $MOTO_VERSION" <<<"$installed"; then
+    return
+  fi
+  command -v python3 >/dev/null || apt_install python3 python3-venv
+  python3 -c 'import ensurepip, venv' 2>/dev/null || apt_install python3-venv
+  log "moto: installing moto[server] $MOTO_VERSION from PyPI into $MOTO_VENV"
+  rm -rf "$MOTO_VENV"
+  python3 -m venv "$MOTO_VENV"
+  "$MOTO_VENV/bin/pip" install -q "moto[server]==$MOTO_VERSION"
+}
+
+# An S3-API server on 127.0.0.1:$port (state in memory: buckets are gone when it stops).
+start_moto() { # dir port
+  local dir=$1 port=$2
+  if port_open 127.0.0.1 "$port"; then
+    log "moto: already listening on $port"
+    return
+  fi
+  ensure_moto
+  mkdir -p "$dir"
+  spawn "moto (S3)" "$dir/moto.log" "$MOTO_BIN" -H 127.0.0.1 -p "$port"
+  wait_port 127.0.0.1 "$port" 60 moto "$dir/moto.log"
+}
+
+# Creates bucket $2 on the S3 endpoint $1 (moto accepts unsigned requests; 409 = exists).
+create_bucket() { # endpoint bucket
+  local code
+  code=$(curl -s -o /dev/null -w '%{http_code}' -X PUT "$1/$2")
+  case "$code" in 200 | 409) ;; *) die "cannot create bucket $2 on $1 (HTTP $code)" ;; esac
 }
 
 # --- Local OAuth 2.0 / OIDC servers (Google and Kakao stand-ins, for tests) -------------
