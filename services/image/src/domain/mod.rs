@@ -1,0 +1,8 @@
+//! The rules of images, free of HTTP and storage: which bytes are an image we accept
+//! ([`sniff`]), and how an accepted image becomes what we store ([`process`]).
+
+pub mod process;
+pub mod sniff;
+
+pub use process::{Encoded, Processed, ProcessingLimits, process};
+pub use sniff::{Rejection, SourceFormat};
