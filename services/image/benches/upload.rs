@@ -13,6 +13,9 @@
 //! `cargo bench -p image@0.1.0 --bench upload`
 #![allow(clippy::unwrap_used)]
 
+#[path = "../tests/common/mod.rs"]
+mod common;
+
 use std::io::Cursor;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -90,22 +93,6 @@ fn unique(jpeg: &[u8], n: u64) -> Vec<u8> {
     out.extend_from_slice(comment.as_bytes());
     out.extend_from_slice(&jpeg[2..]);
     out
-}
-
-fn multipart(file: &[u8]) -> (String, Vec<u8>) {
-    let boundary = "----dailyfeedbench";
-    let mut body = Vec::with_capacity(file.len() + 512);
-    body.extend_from_slice(
-        format!(
-            "--{boundary}\r\nContent-Disposition: form-data; name=\"purpose\"\r\n\r\npost\r\n\
-             --{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"p.jpg\"\r\n\
-             Content-Type: image/jpeg\r\n\r\n"
-        )
-        .as_bytes(),
-    );
-    body.extend_from_slice(file);
-    body.extend_from_slice(format!("\r\n--{boundary}--\r\n").as_bytes());
-    (format!("multipart/form-data; boundary={boundary}"), body)
 }
 
 struct Summary {
@@ -191,24 +178,14 @@ async fn main() {
     ));
     let member = member::start(member_config).await.unwrap();
 
-    let endpoint =
-        std::env::var("TEST_S3_ENDPOINT").unwrap_or_else(|_| "http://127.0.0.1:19000".into());
-    let env = TestEnv::new().postgres().await.redis().kafka();
-    let bucket = format!("bench-{}", env.suffix());
+    // Its own database, key prefix, topic prefix and bucket on the test S3 server.
+    let env = common::image_env().await;
     let client = test_harness::http_client();
-    client
-        .put(format!("{endpoint}/{bucket}"))
-        .send()
-        .await
-        .unwrap();
     let port = test_harness::closed_port();
     let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_image"))
         .envs(env.vars())
         .env("SERVER_PORT", port.to_string())
         .env("SERVER_WORKERS", var("BENCH_SERVER_WORKERS", 2).to_string())
-        .env("IMAGE_STORE", "s3")
-        .env("S3_ENDPOINT", &endpoint)
-        .env("S3_BUCKET", &bucket)
         .env("IMAGE_UPLOADS_PER_MINUTE", "1000000")
         .env(
             "REDIS_KEY_PREFIX",
@@ -285,7 +262,10 @@ async fn main() {
                 ids.clone(),
             );
             async move {
-                let (content_type, body) = multipart(&unique(&jpeg, n));
+                let (content_type, body) = common::multipart(&[
+                    common::Part::text("purpose", "post"),
+                    common::Part::file("p.jpg", "image/jpeg", unique(&jpeg, n)),
+                ]);
                 let Ok(res) = client
                     .post(format!("{base}/api/v1/images"))
                     .bearer_auth(&token)

@@ -304,6 +304,28 @@ async fn a_30_mb_upload_is_413() {
 }
 
 #[tokio::test]
+async fn a_file_crossing_the_limit_is_refused_while_it_streams() {
+    // Content-Length is within the form's slack, so the limit is found while reading.
+    let stack = spawn(&[("IMAGE_MAX_BYTES", "4096")]).await;
+    let token = stack.token(3).await;
+    let mut big = jpeg(64, 64);
+    big.resize(9000, 0);
+    let body = refused(
+        &stack,
+        &token,
+        &[
+            Part::text("purpose", "post"),
+            Part::file("big.jpg", "image/jpeg", big),
+        ],
+        413,
+        "payload_too_large",
+    )
+    .await;
+    assert_eq!(body["fields"][0]["field"], "file", "{body}");
+    stack.stop().await;
+}
+
+#[tokio::test]
 async fn a_wrong_or_missing_form_part_is_422_naming_it() {
     let stack = spawn(&[]).await;
     let token = stack.token(3).await;
