@@ -6,6 +6,7 @@
 //! `TEST_KAFKA_BROKERS` and `TEST_MONGODB_URI`, with the test command's defaults.
 #![allow(clippy::unwrap_used)] // test support: a failed setup should fail the test loudly
 
+pub mod api;
 mod broker;
 mod env;
 pub mod kafka;

@@ -30,44 +30,315 @@ use sqlx::postgres::PgPoolOptions;
 use sqlx::{Connection, Executor};
 
 const EN: &[&str] = &[
-    "the", "post", "feed", "kafka", "stream", "event", "service", "cache", "redis", "query",
-    "search", "index", "timeline", "member", "follow", "like", "comment", "image", "upload",
-    "server", "client", "request", "response", "error", "retry", "circuit", "breaker", "queue",
-    "waiting", "room", "token", "login", "password", "profile", "photo", "travel", "coffee",
-    "morning", "evening", "weekend", "music", "movie", "book", "reading", "writing", "code",
-    "rust", "java", "spring", "database", "postgres", "mongodb", "cluster", "node", "pod",
-    "deploy", "release", "canary", "rollout", "metric", "trace", "log", "latency", "throughput",
-    "benchmark", "memory", "disk", "network", "packet", "protocol", "message", "producer",
-    "consumer", "partition", "offset", "commit", "transaction", "outbox", "relay", "topic",
-    "schema", "migration", "version", "update", "delete", "create", "read", "write", "lock",
-    "thread", "async", "future", "runtime", "worker", "pool", "connection", "socket", "http",
-    "json", "cursor", "page", "limit", "score", "rank", "popular", "recent", "friend", "family",
-    "dinner", "lunch", "breakfast", "recipe", "kitchen", "garden", "flower", "tree", "river",
-    "mountain", "ocean", "beach", "city", "street", "train", "bus", "airport", "flight", "hotel",
-    "running", "cycling", "swimming", "football", "baseball", "game", "player", "team", "coach",
-    "school", "student", "teacher", "lesson", "exam", "homework", "project", "meeting", "office",
-    "weather", "rain", "snow", "sunny", "cloudy", "winter", "summer", "spring", "autumn", "happy",
-    "tired", "busy", "quiet", "loud", "fast", "slow", "simple", "complex", "idempotent",
-    "duplicate", "dedup", "window", "session", "cookie", "header", "gateway", "proxy", "route",
+    "the",
+    "post",
+    "feed",
+    "kafka",
+    "stream",
+    "event",
+    "service",
+    "cache",
+    "redis",
+    "query",
+    "search",
+    "index",
+    "timeline",
+    "member",
+    "follow",
+    "like",
+    "comment",
+    "image",
+    "upload",
+    "server",
+    "client",
+    "request",
+    "response",
+    "error",
+    "retry",
+    "circuit",
+    "breaker",
+    "queue",
+    "waiting",
+    "room",
+    "token",
+    "login",
+    "password",
+    "profile",
+    "photo",
+    "travel",
+    "coffee",
+    "morning",
+    "evening",
+    "weekend",
+    "music",
+    "movie",
+    "book",
+    "reading",
+    "writing",
+    "code",
+    "rust",
+    "java",
+    "spring",
+    "database",
+    "postgres",
+    "mongodb",
+    "cluster",
+    "node",
+    "pod",
+    "deploy",
+    "release",
+    "canary",
+    "rollout",
+    "metric",
+    "trace",
+    "log",
+    "latency",
+    "throughput",
+    "benchmark",
+    "memory",
+    "disk",
+    "network",
+    "packet",
+    "protocol",
+    "message",
+    "producer",
+    "consumer",
+    "partition",
+    "offset",
+    "commit",
+    "transaction",
+    "outbox",
+    "relay",
+    "topic",
+    "schema",
+    "migration",
+    "version",
+    "update",
+    "delete",
+    "create",
+    "read",
+    "write",
+    "lock",
+    "thread",
+    "async",
+    "future",
+    "runtime",
+    "worker",
+    "pool",
+    "connection",
+    "socket",
+    "http",
+    "json",
+    "cursor",
+    "page",
+    "limit",
+    "score",
+    "rank",
+    "popular",
+    "recent",
+    "friend",
+    "family",
+    "dinner",
+    "lunch",
+    "breakfast",
+    "recipe",
+    "kitchen",
+    "garden",
+    "flower",
+    "tree",
+    "river",
+    "mountain",
+    "ocean",
+    "beach",
+    "city",
+    "street",
+    "train",
+    "bus",
+    "airport",
+    "flight",
+    "hotel",
+    "running",
+    "cycling",
+    "swimming",
+    "football",
+    "baseball",
+    "game",
+    "player",
+    "team",
+    "coach",
+    "school",
+    "student",
+    "teacher",
+    "lesson",
+    "exam",
+    "homework",
+    "project",
+    "meeting",
+    "office",
+    "weather",
+    "rain",
+    "snow",
+    "sunny",
+    "cloudy",
+    "winter",
+    "summer",
+    "spring",
+    "autumn",
+    "happy",
+    "tired",
+    "busy",
+    "quiet",
+    "loud",
+    "fast",
+    "slow",
+    "simple",
+    "complex",
+    "idempotent",
+    "duplicate",
+    "dedup",
+    "window",
+    "session",
+    "cookie",
+    "header",
+    "gateway",
+    "proxy",
+    "route",
 ];
 
 const KO: &[&str] = &[
-    "카프카", "스트림", "이벤트", "서비스", "캐시", "검색", "색인", "타임라인", "회원", "팔로우",
-    "좋아요", "댓글", "이미지", "업로드", "서버", "클라이언트", "요청", "응답", "오류", "재시도",
-    "대기열", "토큰", "로그인", "비밀번호", "프로필", "사진", "여행", "커피", "아침", "저녁",
-    "주말", "음악", "영화", "책", "독서", "글쓰기", "코드", "데이터베이스", "클러스터", "배포",
-    "릴리스", "카나리", "지표", "추적", "로그", "지연", "처리량", "메모리", "디스크", "네트워크",
-    "메시지", "생산자", "소비자", "파티션", "오프셋", "커밋", "트랜잭션", "중복", "제거", "버전",
-    "수정", "삭제", "작성", "조회", "스레드", "비동기", "연결", "소켓", "커서", "페이지", "점수",
-    "순위", "인기", "최신", "친구", "가족", "저녁밥", "점심", "요리", "부엌", "정원", "꽃", "나무",
-    "강", "산", "바다", "해변", "도시", "거리", "기차", "버스", "공항", "비행기", "호텔", "달리기",
-    "자전거", "수영", "축구", "야구", "게임", "선수", "학교", "학생", "선생님", "수업", "시험",
-    "숙제", "프로젝트", "회의", "사무실", "날씨", "비", "눈", "겨울", "여름", "봄", "가을",
-    "행복", "피곤", "조용", "빠른", "느린", "간단", "복잡", "카프리", "섬", "동굴", "개발자",
+    "카프카",
+    "스트림",
+    "이벤트",
+    "서비스",
+    "캐시",
+    "검색",
+    "색인",
+    "타임라인",
+    "회원",
+    "팔로우",
+    "좋아요",
+    "댓글",
+    "이미지",
+    "업로드",
+    "서버",
+    "클라이언트",
+    "요청",
+    "응답",
+    "오류",
+    "재시도",
+    "대기열",
+    "토큰",
+    "로그인",
+    "비밀번호",
+    "프로필",
+    "사진",
+    "여행",
+    "커피",
+    "아침",
+    "저녁",
+    "주말",
+    "음악",
+    "영화",
+    "책",
+    "독서",
+    "글쓰기",
+    "코드",
+    "데이터베이스",
+    "클러스터",
+    "배포",
+    "릴리스",
+    "카나리",
+    "지표",
+    "추적",
+    "로그",
+    "지연",
+    "처리량",
+    "메모리",
+    "디스크",
+    "네트워크",
+    "메시지",
+    "생산자",
+    "소비자",
+    "파티션",
+    "오프셋",
+    "커밋",
+    "트랜잭션",
+    "중복",
+    "제거",
+    "버전",
+    "수정",
+    "삭제",
+    "작성",
+    "조회",
+    "스레드",
+    "비동기",
+    "연결",
+    "소켓",
+    "커서",
+    "페이지",
+    "점수",
+    "순위",
+    "인기",
+    "최신",
+    "친구",
+    "가족",
+    "저녁밥",
+    "점심",
+    "요리",
+    "부엌",
+    "정원",
+    "꽃",
+    "나무",
+    "강",
+    "산",
+    "바다",
+    "해변",
+    "도시",
+    "거리",
+    "기차",
+    "버스",
+    "공항",
+    "비행기",
+    "호텔",
+    "달리기",
+    "자전거",
+    "수영",
+    "축구",
+    "야구",
+    "게임",
+    "선수",
+    "학교",
+    "학생",
+    "선생님",
+    "수업",
+    "시험",
+    "숙제",
+    "프로젝트",
+    "회의",
+    "사무실",
+    "날씨",
+    "비",
+    "눈",
+    "겨울",
+    "여름",
+    "봄",
+    "가을",
+    "행복",
+    "피곤",
+    "조용",
+    "빠른",
+    "느린",
+    "간단",
+    "복잡",
+    "카프리",
+    "섬",
+    "동굴",
+    "개발자",
 ];
 
 const PARTICLES: &[&str] = &[
-    "", "", "", "은", "는", "이", "가", "을", "를", "에", "에서", "의", "로", "와", "과", "도", "만",
+    "", "", "", "은", "는", "이", "가", "을", "를", "에", "에서", "의", "로", "와", "과", "도",
+    "만",
 ];
 
 fn var(name: &str, default: u64) -> u64 {
@@ -85,7 +356,11 @@ fn pick<'a>(rng: &mut StdRng, words: &[&'a str]) -> &'a str {
 
 fn word(rng: &mut StdRng, korean: bool) -> String {
     if korean {
-        format!("{}{}", pick(rng, KO), PARTICLES[rng.random_range(0..PARTICLES.len())])
+        format!(
+            "{}{}",
+            pick(rng, KO),
+            PARTICLES[rng.random_range(0..PARTICLES.len())]
+        )
     } else {
         pick(rng, EN).to_owned()
     }
@@ -111,7 +386,7 @@ fn generate(n: u64) -> Vec<Generated> {
             } else {
                 (0.5, rng.random_range(12..40))
             };
-            let mut words = |count: usize, rng: &mut StdRng| {
+            let words = |count: usize, rng: &mut StdRng| {
                 (0..count)
                     .map(|_| {
                         let k = rng.random::<f64>() < ko_share;
@@ -281,11 +556,13 @@ async fn main() {
     let db_name = format!("dft_bench_search_{}", std::process::id());
     let mut admin_conn = sqlx::PgConnection::connect(&admin).await.unwrap();
     admin_conn
-        .execute(format!("drop database if exists {db_name}").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "drop database if exists {db_name}"
+        )))
         .await
         .unwrap();
     admin_conn
-        .execute(format!("create database {db_name}").as_str())
+        .execute(sqlx::AssertSqlSafe(format!("create database {db_name}")))
         .await
         .unwrap();
     let db_url = match admin.rsplit_once('/') {
@@ -335,12 +612,11 @@ async fn main() {
         .unwrap();
     pool.execute("analyze posts").await.unwrap();
     let gin_secs = started.elapsed().as_secs_f64();
-    let (table_size, gin_size): (i64, i64) = sqlx::query_as(
-        "select pg_total_relation_size('posts'), pg_relation_size('posts_tsv')",
-    )
-    .fetch_one(&pool)
-    .await
-    .unwrap();
+    let (table_size, gin_size): (i64, i64) =
+        sqlx::query_as("select pg_total_relation_size('posts'), pg_relation_size('posts_tsv')")
+            .fetch_one(&pool)
+            .await
+            .unwrap();
     println!(
         "postgres: COPY {n} in {load_secs:.1} s (tsvector computed on insert) + GIN in {gin_secs:.1} s = {:.0} posts/s; table+indexes {:.0} MiB (GIN {:.0} MiB)",
         n as f64 / (load_secs + gin_secs),
@@ -364,17 +640,27 @@ async fn main() {
         let tantivy_matches: usize = queries
             .iter()
             .map(|q| {
-                let text = if *name == "phrase" { format!("\"{q}\"") } else { q.clone() };
+                let text = if *name == "phrase" {
+                    format!("\"{q}\"")
+                } else {
+                    q.clone()
+                };
                 let query = builder.build(&text).unwrap();
-                searcher.search(&*query, &tantivy::collector::Count).unwrap()
+                searcher
+                    .search(&*query, &tantivy::collector::Count)
+                    .unwrap()
             })
             .sum();
-        let tsquery = if *name == "phrase" { "phraseto_tsquery" } else { "plainto_tsquery" };
+        let tsquery = if *name == "phrase" {
+            "phraseto_tsquery"
+        } else {
+            "plainto_tsquery"
+        };
         let mut pg_matches = 0i64;
         for q in queries {
-            let (c,): (i64,) = sqlx::query_as(&format!(
+            let (c,): (i64,) = sqlx::query_as(sqlx::AssertSqlSafe(format!(
                 "select count(*) from posts where tsv @@ {tsquery}('simple', $1)"
-            ))
+            )))
             .bind(q)
             .fetch_one(&pool)
             .await
@@ -395,7 +681,11 @@ async fn main() {
                     let mut i = c;
                     while !stop.load(Ordering::Relaxed) {
                         let q = &queries[i % queries.len()];
-                        let text = if phrase { format!("\"{q}\"") } else { q.clone() };
+                        let text = if phrase {
+                            format!("\"{q}\"")
+                        } else {
+                            q.clone()
+                        };
                         let t = Instant::now();
                         let query = builder.build(&text).unwrap();
                         search::search::run(&searcher, &fields, query, Utc::now(), 0, 20, ranking)
@@ -437,7 +727,11 @@ async fn main() {
                         let q = &queries[i % queries.len()];
                         let t = Instant::now();
                         let _rows: Vec<(i64, String)> =
-                            sqlx::query_as(&sql).bind(q).fetch_all(&pool).await.unwrap();
+                            sqlx::query_as(sqlx::AssertSqlSafe(sql.clone()))
+                                .bind(q)
+                                .fetch_all(&pool)
+                                .await
+                                .unwrap();
                         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                         i += clients;
                     }
@@ -477,7 +771,9 @@ async fn main() {
 
     drop(pool);
     let _ = admin_conn
-        .execute(format!("drop database if exists {db_name} with (force)").as_str())
+        .execute(sqlx::AssertSqlSafe(format!(
+            "drop database if exists {db_name} with (force)"
+        )))
         .await;
     drop(index);
     let _ = std::fs::remove_dir_all(&dir);

@@ -15,7 +15,7 @@ use serde_json::{Value, json};
 use service_runtime::RunningService;
 use test_harness::TestEnv;
 
-pub const PASSWORD: &str = "correct horse battery staple";
+pub use test_harness::api::PASSWORD;
 
 pub struct Stack {
     pub member: Option<RunningService>,
@@ -151,16 +151,7 @@ impl Stack {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, url);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        test_harness::api::call(&self.client, method, url, token, body).await
     }
 
     /// A content API call; asserts success.

@@ -10,8 +10,6 @@ use serde_json::{Value, json};
 use service_runtime::RunningService;
 use test_harness::TestEnv;
 
-pub const PASSWORD: &str = "correct horse battery staple";
-
 pub struct Stack {
     pub member: RunningService,
     pub content: RunningService,
@@ -86,7 +84,9 @@ pub async fn spawn(overrides: &[(&str, &str)], start_search: bool) -> Stack {
         token: String::new(),
         member_id: 0,
     };
-    let (id, token) = stack.register("writer").await;
+    let (id, token) =
+        test_harness::api::register_and_login(&stack.client, &stack.member.base_url(), "writer")
+            .await;
     stack.member_id = id;
     stack.token = token;
     if start_search {
@@ -118,43 +118,7 @@ impl Stack {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, url);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
-    }
-
-    async fn register(&self, nickname: &str) -> (i64, String) {
-        let email = format!("{nickname}-{}@example.com", test_harness::unique_suffix());
-        let base = self.member.base_url();
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/api/v1/auth/register"),
-                None,
-                Some(json!({"email": email, "password": PASSWORD, "nickname": nickname})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/api/v1/auth/login"),
-                None,
-                Some(json!({"email": email, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        (
-            body["member_id"].as_i64().unwrap(),
-            body["access_token"].as_str().unwrap().to_owned(),
-        )
+        test_harness::api::call(&self.client, method, url, token, body).await
     }
 
     /// Creates a post; returns its id.

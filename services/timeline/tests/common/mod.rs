@@ -9,8 +9,6 @@ use serde_json::{Value, json};
 use service_runtime::RunningService;
 use test_harness::TestEnv;
 
-pub const PASSWORD: &str = "correct horse battery staple";
-
 pub struct Stack {
     pub member: Option<RunningService>,
     pub content: RunningService,
@@ -106,44 +104,12 @@ impl Stack {
         token: Option<&str>,
         body: Option<Value>,
     ) -> (StatusCode, Value) {
-        let mut req = self.client.request(method, url);
-        if let Some(token) = token {
-            req = req.bearer_auth(token);
-        }
-        if let Some(body) = body {
-            req = req.json(&body);
-        }
-        let res = req.send().await.unwrap();
-        let status = res.status();
-        (status, res.json().await.unwrap_or(Value::Null))
+        test_harness::api::call(&self.client, method, url, token, body).await
     }
 
     /// Registers and logs in a member; returns its id and access token.
     pub async fn member(&self, nickname: &str) -> (i64, String) {
-        let email = format!("{nickname}-{}@example.com", test_harness::unique_suffix());
-        let base = self.member_url();
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/api/v1/auth/register"),
-                None,
-                Some(json!({"email": email, "password": PASSWORD, "nickname": nickname})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::CREATED, "{body}");
-        let (status, body) = self
-            .call(
-                Method::POST,
-                &format!("{base}/api/v1/auth/login"),
-                None,
-                Some(json!({"email": email, "password": PASSWORD})),
-            )
-            .await;
-        assert_eq!(status, StatusCode::OK, "{body}");
-        (
-            body["member_id"].as_i64().unwrap(),
-            body["access_token"].as_str().unwrap().to_owned(),
-        )
+        test_harness::api::register_and_login(&self.client, &self.member_url(), nickname).await
     }
 
     pub async fn follow(&self, token: &str, target: i64, on: bool) {
