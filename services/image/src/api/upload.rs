@@ -22,7 +22,7 @@ use utoipa::ToSchema;
 
 use super::form::{self, PURPOSE_FIELD};
 use super::view::{ImageView, path};
-use crate::domain::{Processed, process};
+use crate::domain::{Processed, Rejection, process};
 use crate::error::{ImageError, Result, invalid};
 use crate::publish;
 use crate::state::AppState;
@@ -204,7 +204,12 @@ where
         work()
     })
     .await
-    .map_err(|e| ImageError::Internal(anyhow::anyhow!("image worker failed: {e}")))
+    .map_err(|e| {
+        // Only a decoder can panic here, and only on the bytes it was given: the upload's
+        // fault, answered like any other undecodable file.
+        tracing::error!(error = %e, "an image worker panicked");
+        Rejection::Corrupt("the file could not be decoded".into()).into()
+    })
 }
 
 /// A fresh random id below 2^53 (JSON-safe, not enumerable).
