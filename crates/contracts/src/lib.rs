@@ -8,6 +8,7 @@ pub mod error;
 pub mod events;
 pub mod headers;
 pub mod images;
+pub mod posts;
 pub mod redis_keys;
 pub mod topics;
 

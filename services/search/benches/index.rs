@@ -533,7 +533,10 @@ async fn main() {
                 author_id: p.id % 10_000,
                 title: Some(p.title.clone()),
                 body: p.body.clone(),
+                image_ids: Vec::new(),
                 version: 1,
+                like_count: 0,
+                comment_count: 0,
                 created_at: p.created_at,
                 updated_at: p.created_at,
             }))

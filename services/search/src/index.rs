@@ -18,8 +18,7 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, RwLock};
 
 use anyhow::Context;
-use chrono::{DateTime, Utc};
-use serde::Deserialize;
+use chrono::Utc;
 use tantivy::directory::MmapDirectory;
 use tantivy::schema::{
     FAST, Field, INDEXED, IndexRecordOption, STORED, Schema, TextFieldIndexing, TextOptions,
@@ -33,26 +32,7 @@ use crate::analysis;
 const CURRENT: &str = "CURRENT";
 const GENERATION_PREFIX: &str = "gen-";
 
-/// A post as events and content's `/internal/posts` carry it.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PostDoc {
-    /// `post_id` in events, `id` in content's `/internal/posts`.
-    #[serde(alias = "id")]
-    pub post_id: i64,
-    pub author_id: i64,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default = "first_version")]
-    pub version: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-fn first_version() -> i64 {
-    1
-}
+pub use contracts::posts::PostSnapshot as PostDoc;
 
 /// One change to the index.
 #[derive(Debug, Clone)]
@@ -83,7 +63,7 @@ fn supersedes(change: &Change, known: Option<Known>) -> bool {
         (None, _) => true,
         (Some(k), _) if k.deleted => false,
         (Some(_), Change::Delete { .. }) => true,
-        (Some(k), Change::Upsert(doc)) => doc.version > k.version,
+        (Some(k), Change::Upsert(doc)) => i64::from(doc.version) > k.version,
     }
 }
 
@@ -237,7 +217,7 @@ impl Generation {
         let now = match change {
             Change::Upsert(post) => {
                 doc.add_i64(f.author_id, post.author_id);
-                doc.add_i64(f.version, post.version);
+                doc.add_i64(f.version, i64::from(post.version));
                 doc.add_u64(f.deleted, 0);
                 doc.add_i64(f.created_at, post.created_at.timestamp_millis());
                 doc.add_i64(f.updated_at, post.updated_at.timestamp_millis());
@@ -249,7 +229,7 @@ impl Generation {
                 doc.add_text(f.text_latin, &text);
                 doc.add_text(f.text_cjk, &text);
                 Known {
-                    version: post.version,
+                    version: i64::from(post.version),
                     deleted: false,
                 }
             }
@@ -461,13 +441,16 @@ fn write_current(root: &Path, name: &str) -> anyhow::Result<()> {
 mod tests {
     use super::*;
 
-    fn post(id: i64, version: i64, body: &str) -> Change {
+    fn post(id: i64, version: i32, body: &str) -> Change {
         Change::Upsert(PostDoc {
             post_id: id,
             author_id: 7,
             title: None,
             body: body.to_owned(),
+            image_ids: Vec::new(),
             version,
+            like_count: 0,
+            comment_count: 0,
             created_at: Utc::now(),
             updated_at: Utc::now(),
         })

@@ -9,31 +9,7 @@ use serde::{Deserialize, Serialize};
 pub const EXCERPT_CHARS: usize = 280;
 
 /// What an event (or the backfill) says about a post.
-#[derive(Debug, Clone, Deserialize)]
-pub struct PostFacts {
-    /// `post_id` in events, `id` in content's `/internal/posts`.
-    #[serde(alias = "id")]
-    pub post_id: i64,
-    pub author_id: i64,
-    #[serde(default)]
-    pub title: Option<String>,
-    #[serde(default)]
-    pub body: String,
-    #[serde(default)]
-    pub image_ids: Vec<String>,
-    #[serde(default = "first_version")]
-    pub version: i32,
-    #[serde(default)]
-    pub like_count: i64,
-    #[serde(default)]
-    pub comment_count: i64,
-    pub created_at: DateTime<Utc>,
-    pub updated_at: DateTime<Utc>,
-}
-
-fn first_version() -> i32 {
-    1
-}
+pub use contracts::posts::PostSnapshot as PostFacts;
 
 /// One post as feeds show it.
 #[derive(Debug, Clone, PartialEq, FromQueryResult, Serialize, Deserialize)]
