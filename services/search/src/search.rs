@@ -207,3 +207,91 @@ fn html_escape(text: &str) -> String {
     }
     out
 }
+
+#[cfg(test)]
+mod tests {
+    use chrono::Duration as Age;
+
+    use super::*;
+    use crate::index::{Change, PostDoc, SearchIndex};
+    use crate::query::QueryBuilder;
+
+    fn post(id: i64, body: &str, age_hours: i64) -> Change {
+        let at = Utc::now() - Age::hours(age_hours);
+        Change::Upsert(PostDoc {
+            post_id: id,
+            author_id: 1,
+            title: None,
+            body: body.to_owned(),
+            image_ids: Vec::new(),
+            version: 1,
+            like_count: 0,
+            comment_count: 0,
+            created_at: at,
+            updated_at: at,
+        })
+    }
+
+    fn ranked(index: &SearchIndex, q: &str, weight: f64) -> anyhow::Result<Vec<i64>> {
+        let live = index.live();
+        let query = QueryBuilder::new(live.fields)
+            .build(q)
+            .ok_or_else(|| anyhow::anyhow!("no query"))?;
+        let ranking = Ranking {
+            half_life_hours: 72.0,
+            weight,
+        };
+        let hits = run(
+            &live.searcher(),
+            &live.fields,
+            query,
+            Utc::now(),
+            0,
+            10,
+            ranking,
+        )?;
+        Ok(hits.iter().map(|h| h.post_id).collect())
+    }
+
+    #[test]
+    fn recency_breaks_ties_and_relevance_still_counts() -> anyhow::Result<()> {
+        let dir = std::env::temp_dir().join(format!("search-rank-{}", uuid::Uuid::new_v4()));
+        let index = SearchIndex::open(&dir, 30_000_000)?;
+        // Same text, different ages: the newer first.
+        index.apply(&post(1, "kafka streams intro and more words here", 24 * 30))?;
+        index.apply(&post(2, "kafka streams intro and more words here", 1))?;
+        // Far more relevant (short, repeated term) but a year old.
+        index.apply(&post(3, "kafka kafka kafka", 24 * 365))?;
+        index.commit()?;
+        let with_recency = ranked(&index, "kafka", 1.0)?;
+        assert!(
+            with_recency.iter().position(|&id| id == 2)
+                < with_recency.iter().position(|&id| id == 1),
+            "{with_recency:?}"
+        );
+        // Plain BM25 (w = 0): the equal texts tie, the dense old one wins.
+        assert_eq!(ranked(&index, "kafka", 0.0)?.first(), Some(&3));
+        // Posts created after `as_of` are not there.
+        let live = index.live();
+        let query = QueryBuilder::new(live.fields)
+            .build("kafka")
+            .ok_or_else(|| anyhow::anyhow!("no query"))?;
+        let old_as_of = Utc::now() - Age::hours(24 * 100);
+        let hits = run(
+            &live.searcher(),
+            &live.fields,
+            query,
+            old_as_of,
+            0,
+            10,
+            Ranking {
+                half_life_hours: 72.0,
+                weight: 1.0,
+            },
+        )?;
+        assert_eq!(hits.iter().map(|h| h.post_id).collect::<Vec<_>>(), vec![3]);
+        drop(index);
+        std::fs::remove_dir_all(&dir)?;
+        Ok(())
+    }
+}
