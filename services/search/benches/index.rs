@@ -7,7 +7,9 @@
 //! - PostgreSQL: the same rows by COPY into a table with a generated
 //!   `to_tsvector('simple', title || ' ' || body)` column, then a GIN index; time and size.
 //! - Queries: 1-word, 2-word and phrase sets, BENCH_CLIENTS (default 50) closed-loop clients
-//!   for BENCH_SECONDS (default 10) per set and engine; top 20 by relevance × recency with a
+//!   for BENCH_SECONDS (default 10) per set and engine — search runs BENCH_SEARCH_WORKERS
+//!   (default: 2 × cores, the service's SEARCH_MAX_CONCURRENT) queries at once, PostgreSQL gets a pool of
+//!   BENCH_PG_POOL (default 2 × cores) connections; top 20 by relevance × recency with a
 //!   highlighted snippet on both sides (tantivy: `search::run`, the API's code; PostgreSQL:
 //!   `ts_rank` × the same recency factor, `ts_headline`). Also how many posts each engine
 //!   matches per query (recall differs on Korean: 'simple' has no idea of particles).
@@ -506,6 +508,12 @@ async fn main() {
     let clients = var("BENCH_CLIENTS", 50) as usize;
     let admin = std::env::var("TEST_DATABASE_URL")
         .unwrap_or_else(|_| "postgres://postgres@127.0.0.1:5432/postgres".to_owned());
+    let cores = std::thread::available_parallelism().map_or(2, |n| n.get());
+    // The service runs at most 2 × cores searches at once; PostgreSQL gets the usual pool of
+    // 2 × cores connections (more only adds context switches on the same cores).
+    let workers = var("BENCH_SEARCH_WORKERS", 2 * cores as u64) as usize;
+    let pg_pool = var("BENCH_PG_POOL", 2 * cores as u64) as usize;
+    println!("{clients} clients; search runs {workers} at once; PostgreSQL pool {pg_pool}");
     let ranking = Ranking {
         half_life_hours: 72.0,
         weight: 1.0,
@@ -573,7 +581,7 @@ async fn main() {
         None => admin.clone(),
     };
     let pool = PgPoolOptions::new()
-        .max_connections(clients as u32)
+        .max_connections(pg_pool as u32)
         .connect(&db_url)
         .await
         .unwrap();
@@ -671,15 +679,21 @@ async fn main() {
             pg_matches += c;
         }
 
-        // tantivy: `clients` threads over one searcher, the API's code path.
+        // tantivy: `clients` concurrent requests, run as the API runs them: at most
+        // `workers` searches at once (SEARCH_MAX_CONCURRENT, default 2 × cores), FIFO.
         let stop = Arc::new(AtomicBool::new(false));
+        let permits = Arc::new(tokio::sync::Semaphore::new(workers));
         let started = Instant::now();
-        let handles: Vec<_> = (0..clients)
+        let tasks: Vec<_> = (0..clients)
             .map(|c| {
-                let (stop, searcher, queries) = (stop.clone(), searcher.clone(), queries.clone());
+                let (stop, searcher, queries, permits) = (
+                    stop.clone(),
+                    searcher.clone(),
+                    queries.clone(),
+                    permits.clone(),
+                );
                 let phrase = *name == "phrase";
-                std::thread::spawn(move || {
-                    let mut builder = QueryBuilder::new(fields);
+                tokio::spawn(async move {
                     let mut latencies = Vec::new();
                     let mut i = c;
                     while !stop.load(Ordering::Relaxed) {
@@ -690,9 +704,24 @@ async fn main() {
                             q.clone()
                         };
                         let t = Instant::now();
-                        let query = builder.build(&text).unwrap();
-                        search::search::run(&searcher, &fields, query, Utc::now(), 0, 20, ranking)
+                        let permit = permits.clone().acquire_owned().await.unwrap();
+                        let searcher = searcher.clone();
+                        tokio::task::spawn_blocking(move || {
+                            let query = QueryBuilder::new(fields).build(&text).unwrap();
+                            search::search::run(
+                                &searcher,
+                                &fields,
+                                query,
+                                Utc::now(),
+                                0,
+                                20,
+                                ranking,
+                            )
                             .unwrap();
+                            drop(permit);
+                        })
+                        .await
+                        .unwrap();
                         latencies.push(t.elapsed().as_secs_f64() * 1000.0);
                         i += clients;
                     }
@@ -700,12 +729,12 @@ async fn main() {
                 })
             })
             .collect();
-        std::thread::sleep(Duration::from_secs(seconds));
+        tokio::time::sleep(Duration::from_secs(seconds)).await;
         stop.store(true, Ordering::Relaxed);
-        let latencies: Vec<f64> = handles
-            .into_iter()
-            .flat_map(|h| h.join().unwrap())
-            .collect();
+        let mut latencies = Vec::new();
+        for task in tasks {
+            latencies.extend(task.await.unwrap());
+        }
         let t = summarize(latencies, started.elapsed().as_secs_f64());
         let rss_query = rss_mib();
 

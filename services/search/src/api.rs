@@ -21,6 +21,8 @@ pub struct AppState {
     pub cursor: CursorCodec,
     pub settings: crate::config::IndexSettings,
     pub rebuilder: Rebuilder,
+    /// `SEARCH_MAX_CONCURRENT` permits, handed out first come, first served.
+    pub permits: Arc<tokio::sync::Semaphore>,
 }
 
 #[derive(Debug, Deserialize, IntoParams)]
@@ -56,10 +58,18 @@ pub async fn search_posts(
     };
     let limit = page.limit()? as usize;
     let position: Option<Position> = page.position(&state.cursor)?;
-    let state = state.into_inner();
-    let result = web::block(move || run(&state, &q, position, limit))
+    let permit = Arc::clone(&state.permits)
+        .acquire_owned()
         .await
-        .map_err(|e| HttpError::internal(&e))??;
+        .map_err(|e| HttpError::internal(&e))?;
+    let state = state.into_inner();
+    let result = web::block(move || {
+        let page = run(&state, &q, position, limit);
+        drop(permit);
+        page
+    })
+    .await
+    .map_err(|e| HttpError::internal(&e))??;
     Ok(HttpResponse::Ok().json(result))
 }
 

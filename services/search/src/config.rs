@@ -51,6 +51,10 @@ pub struct IndexSettings {
     pub max_results: usize,
     /// `SEARCH_RECENCY_HALF_LIFE_HOURS` (default 72) / `SEARCH_RECENCY_WEIGHT` (default 1).
     pub ranking: Ranking,
+    /// `SEARCH_MAX_CONCURRENT` (default: 2 × cores): searches run at once; more wait their
+    /// turn in order (many more threads than cores only stretch every search: measured,
+    /// docs/benchmarks.md).
+    pub max_concurrent: usize,
     /// `SEARCH_CURSOR_TTL_SECONDS` (default 300): how long a page's snapshot is kept.
     pub cursor_ttl: Duration,
     /// `SEARCH_TEST_CRASH_AFTER_COMMITS` (default 0 = off): test hook, see `indexer`.
@@ -115,6 +119,12 @@ impl IndexSettings {
                 half_life_hours: half_life,
                 weight,
             },
+            max_concurrent: ranged_or(
+                env,
+                "SEARCH_MAX_CONCURRENT",
+                2 * std::thread::available_parallelism().map_or(2, |n| n.get()),
+                1..=1024,
+            )?,
             cursor_ttl: Duration::from_secs(ranged_or(
                 env,
                 "SEARCH_CURSOR_TTL_SECONDS",

@@ -80,7 +80,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             Duration::from_secs(2),
         )
         .await;
+    let permits = Arc::new(tokio::sync::Semaphore::new(settings.max_concurrent));
     let state = web::Data::new(AppState {
+        permits,
         index,
         snapshots: Snapshots::new(settings.cursor_ttl, 64),
         cursor: config.cursor.clone(),
