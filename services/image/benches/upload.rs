@@ -199,6 +199,12 @@ async fn main() {
         .unwrap();
     let pid = child.id().unwrap();
     let base = format!("http://127.0.0.1:{port}");
+    test_harness::eventually("image to listen", 30, || async move {
+        tokio::net::TcpStream::connect(("127.0.0.1", port))
+            .await
+            .ok()
+    })
+    .await;
     test_harness::platform::wait_ready(&base).await;
 
     let now = chrono::Utc::now().timestamp();

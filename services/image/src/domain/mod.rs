@@ -1,6 +1,7 @@
 //! The rules of images, free of HTTP and storage: which bytes are an image we accept
-//! ([`sniff`]), and how an accepted image becomes what we store ([`process`]).
+//! ([`sniff`], [`jpeg`]), and how an accepted image becomes what we store ([`process`]).
 
+pub mod jpeg;
 pub mod process;
 pub mod sniff;
 

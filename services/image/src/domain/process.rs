@@ -1,8 +1,10 @@
 //! From accepted bytes to what we store: the header is read first and the pixel limits
 //! checked before any pixel is decoded (a 50 000 × 50 000 PNG is a few hundred bytes that
-//! would need 10 GB), then the image is decoded, turned upright by its EXIF orientation, and
-//! re-encoded. Re-encoding is what strips EXIF (GPS position, camera serial): our encoders
-//! write pixels and the ICC colour profile, nothing else. Runs on a blocking thread.
+//! would need 10 GB), then the image is decoded and turned upright by its EXIF orientation.
+//! The stored original carries no metadata (GPS position, camera serial): an upright JPEG
+//! keeps its compressed bytes with the metadata segments cut out; anything else is
+//! re-encoded, and our encoders write pixels and the ICC colour profile, nothing else.
+//! Runs on a blocking thread.
 
 use std::io::Cursor;
 
@@ -13,6 +15,7 @@ use image_codec::{
     DynamicImage, ImageDecoder, ImageEncoder, ImageError, ImageReader, Limits, Rgb, RgbImage,
 };
 
+use super::jpeg;
 use super::sniff::{Rejection, SourceFormat, sniff};
 
 /// What an upload may be, and what we make of it.
@@ -72,7 +75,18 @@ pub fn process(bytes: &[u8], limits: &ProcessingLimits) -> Result<Processed, Rej
         .map_err(|e| rejection(e, limits, Some((width, height))))?;
     image.apply_orientation(orientation);
 
-    let original = if source.is_lossy() && !image.color().has_alpha() {
+    let upright = orientation == Orientation::NoTransforms;
+    let original = if source == SourceFormat::Jpeg && upright {
+        // Already upright: the same JPEG minus its metadata, no generation loss, no encode.
+        let bytes = jpeg::strip_metadata(bytes)
+            .ok_or_else(|| Rejection::Corrupt("the JPEG structure is damaged".into()))?;
+        Encoded {
+            bytes,
+            content_type: "image/jpeg",
+            width: image.width(),
+            height: image.height(),
+        }
+    } else if source.is_lossy() && !image.color().has_alpha() {
         encode_jpeg(&image, limits.original_quality, icc.as_deref())?
     } else {
         encode_png(&image, icc.as_deref())?
@@ -237,6 +251,22 @@ mod tests {
         let done = process(&small, &limits()).expect("accepted");
         assert_eq!((done.thumbnail.width, done.thumbnail.height), (30, 10));
         assert_eq!(done.original.content_type, "image/jpeg");
+    }
+
+    #[test]
+    fn an_upright_jpeg_keeps_its_pixels_exactly_and_loses_its_metadata() {
+        use crate::domain::jpeg::tests::{tiny_jpeg, with_segment};
+        let plain = tiny_jpeg();
+        let upload = with_segment(&plain, 0xE1, b"Exif\0\0MM\0*\0\0\0\x08\0\0GPS");
+        let done = process(&upload, &limits()).expect("accepted");
+        assert!(!done.original.bytes.windows(4).any(|w| w == b"Exif"));
+        let sent = image_codec::load_from_memory(&plain)
+            .expect("decodes")
+            .to_rgb8();
+        let kept = image_codec::load_from_memory(&done.original.bytes)
+            .expect("decodes")
+            .to_rgb8();
+        assert_eq!(sent, kept, "not re-encoded");
     }
 
     #[test]
