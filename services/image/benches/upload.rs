@@ -349,7 +349,7 @@ async fn main() {
     println!("| scenario | clients | requests/s | p50 | p99 | failed |");
     println!("|---|---|---|---|---|---|");
     println!(
-        "| POST /api/v1/images, ~1 MB JPEG (decode + 2 renditions + 3 S3 puts + row/outbox) | {upload_clients} | {} |",
+        "| POST /api/v1/images, ~1 MB JPEG (validate, decode, strip metadata, 1024 + 256 px JPEGs, 3 S3 puts, row + outbox) | {upload_clients} | {} |",
         uploads.row()
     );
     println!(

@@ -91,9 +91,7 @@ pub fn process(bytes: &[u8], limits: &ProcessingLimits) -> Result<Processed, Rej
     } else {
         encode_png(&image, icc.as_deref())?
     };
-    let flat = flatten(&image);
-    drop(image);
-    let medium = fit_within(flat, limits.medium_px);
+    let medium = fit_within(flatten(image), limits.medium_px);
     let thumbnail = fit_within(medium.clone(), limits.thumbnail_px);
     Ok(Processed {
         source,
@@ -136,10 +134,11 @@ fn rejection(err: ImageError, limits: &ProcessingLimits, size: Option<(u32, u32)
     }
 }
 
-/// Transparent pixels over white, as 8-bit RGB: what JPEG renditions can hold.
-fn flatten(image: &DynamicImage) -> DynamicImage {
+/// Transparent pixels over white, as 8-bit RGB: what JPEG renditions can hold. Takes the
+/// image so an 8-bit RGB one is passed through without a copy.
+fn flatten(image: DynamicImage) -> DynamicImage {
     if !image.color().has_alpha() {
-        return DynamicImage::ImageRgb8(image.to_rgb8());
+        return DynamicImage::ImageRgb8(image.into_rgb8());
     }
     let rgba = image.to_rgba8();
     let flat = RgbImage::from_fn(rgba.width(), rgba.height(), |x, y| {
