@@ -530,7 +530,12 @@ async fn main() {
     );
 
     // ---- tantivy ----
-    let dir = std::env::temp_dir().join(format!("search-bench-{}", std::process::id()));
+    // BENCH_INDEX_DIR keeps the index afterwards (to start the service on it).
+    let keep = std::env::var("BENCH_INDEX_DIR").ok();
+    let dir = keep.clone().map_or_else(
+        || std::env::temp_dir().join(format!("search-bench-{}", std::process::id())),
+        std::path::PathBuf::from,
+    );
     let index = SearchIndex::open(&dir, 256 * 1024 * 1024).unwrap();
     let rss_before = rss_mib();
     let started = Instant::now();
@@ -808,5 +813,7 @@ async fn main() {
         )))
         .await;
     drop(index);
-    let _ = std::fs::remove_dir_all(&dir);
+    if keep.is_none() {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
 }
