@@ -24,7 +24,7 @@ use crate::domain::routes::{DEFAULT_ROUTES, Route, RouteSpec, RouteTable};
 pub const DEFAULT_PUBLIC_PATHS: &str = "POST /api/v1/auth/login, POST /api/v1/auth/register, \
 POST /api/v1/auth/refresh, GET /api/v1/auth/check-email, GET /api/v1/auth/oauth/*, \
 GET /api/v1/auth/oauth/*/callback, GET /api/v1/posts, GET /api/v1/posts/**, \
-GET /api/v1/queue/jwks.json";
+GET /api/v1/search/**, GET /api/v1/images/**, GET /api/v1/queue/jwks.json";
 
 #[derive(Debug, Clone)]
 pub struct Config {
