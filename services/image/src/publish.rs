@@ -2,7 +2,7 @@
 //! `member:{owner}` so one member's changes (a profile image replaced: upload, then delete)
 //! reach consumers in order. Appended in the transaction that changes the metadata.
 
-use contracts::images::{ImageDeleted, ImagePurpose, ImageUploaded};
+use contracts::images::{ImageDeleted, ImageUploaded};
 use contracts::{EventEnvelope, EventType};
 use sea_orm::{DatabaseTransaction, DbErr};
 
@@ -10,10 +10,6 @@ use crate::store::images::ImageRow;
 
 fn key(owner_id: i64) -> String {
     format!("member:{owner_id}")
-}
-
-fn purpose(row: &ImageRow) -> ImagePurpose {
-    row.purpose.parse().unwrap_or(ImagePurpose::Post)
 }
 
 pub async fn uploaded(
@@ -24,7 +20,7 @@ pub async fn uploaded(
     let payload = ImageUploaded {
         image_id: row.id,
         owner_id: row.owner_id,
-        purpose: purpose(row),
+        purpose: row.purpose(),
         content_type: row.content_type.clone(),
         width: u32::try_from(row.width).unwrap_or(0),
         height: u32::try_from(row.height).unwrap_or(0),
@@ -43,7 +39,7 @@ pub async fn deleted(
     let payload = ImageDeleted {
         image_id: row.id,
         owner_id: row.owner_id,
-        purpose: purpose(row),
+        purpose: row.purpose(),
         replaced_by,
     };
     let event = EventEnvelope::new(EventType::ImageDelete, row.owner_id, row.id, payload);

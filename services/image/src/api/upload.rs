@@ -90,7 +90,7 @@ pub async fn replace(
 ) -> Result<HttpResponse> {
     let id = id.into_inner();
     let current = owned(&state, id, member.id()).await?;
-    if current.purpose != ImagePurpose::Profile.as_str() {
+    if current.purpose() != ImagePurpose::Profile {
         return Err(ImageError::NotProfile);
     }
     check_rate(&state, member.id()).await?;

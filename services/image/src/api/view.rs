@@ -58,7 +58,7 @@ impl From<&ImageRow> for ImageView {
         Self {
             id: row.id,
             owner_id: row.owner_id,
-            purpose: row.purpose.parse().unwrap_or(ImagePurpose::Post),
+            purpose: row.purpose(),
             source_type: row.source_type.clone(),
             url: base.clone(),
             content_type: row.content_type.clone(),

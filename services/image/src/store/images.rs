@@ -2,6 +2,7 @@
 //! outbox event commit together.
 
 use chrono::{DateTime, Utc};
+use contracts::images::ImagePurpose;
 use sea_orm::{ConnectionTrait, DbErr, FromQueryResult};
 
 use super::sql;
@@ -25,6 +26,13 @@ pub struct ImageRow {
     pub medium_bytes: i64,
     pub sha256: String,
     pub created_at: DateTime<Utc>,
+}
+
+impl ImageRow {
+    /// The stored purpose (the column's CHECK allows only the two).
+    pub fn purpose(&self) -> ImagePurpose {
+        self.purpose.parse().unwrap_or(ImagePurpose::Post)
+    }
 }
 
 const COLUMNS: &str = "id, owner_id, purpose, source_type, content_type, width, height, bytes, \
