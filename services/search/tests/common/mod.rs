@@ -95,6 +95,12 @@ pub async fn spawn(overrides: &[(&str, &str)], start_search: bool) -> Stack {
     stack
 }
 
+impl Drop for Stack {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.index_dir);
+    }
+}
+
 impl Stack {
     pub async fn start_search(&mut self) {
         let config = search::Config::from_env(self.search_env.vars()).unwrap();
