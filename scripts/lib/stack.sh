@@ -64,12 +64,11 @@ spawn() { # name logfile command...
 
 stop_started() {
   local pid i
-  # Newest first: services stop (and flush to the broker) before the servers they use.
+  # Newest first, one at a time: each service stops (commits offsets, flushes to the
+  # broker) while the servers it uses are still up; 10 s each before KILL.
   for ((i = ${#STARTED_PIDS[@]} - 1; i >= 0; i--)); do
     pid=${STARTED_PIDS[$i]}
-    kill -TERM "$pid" 2>/dev/null || true
-  done
-  for pid in "${STARTED_PIDS[@]}"; do
+    kill -TERM "$pid" 2>/dev/null || continue
     for _ in $(seq 1 100); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
     kill -KILL "$pid" 2>/dev/null || true
   done

@@ -354,11 +354,16 @@ where
             return ExitCode::FAILURE;
         }
     };
-    match running.run_until_signal().await {
-        Ok(()) => ExitCode::SUCCESS,
+    let code = match running.run_until_signal().await {
+        Ok(()) => 0,
         Err(err) => {
             tracing::error!(error = %err, "server failed");
-            ExitCode::FAILURE
+            1
         }
-    }
+    };
+    // The server has stopped and background tasks had their grace. Exit now rather than
+    // let the runtime's teardown wait on what was abandoned (a Kafka client closing against
+    // a broker that is already gone blocks for as long as librdkafka likes).
+    drop(_guard);
+    std::process::exit(code)
 }
