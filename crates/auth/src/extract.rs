@@ -6,7 +6,7 @@ use std::future::Future;
 use std::pin::Pin;
 
 use actix_web::dev::Payload;
-use actix_web::http::header::AUTHORIZATION;
+use actix_web::http::header::{AUTHORIZATION, HeaderMap};
 use actix_web::{FromRequest, HttpRequest, web};
 use contracts::headers::{RELOGIN_REQUIRED, TOKEN_REFRESH_NEEDED};
 use service_runtime::HttpError;
@@ -45,8 +45,10 @@ impl From<AuthError> for HttpError {
     }
 }
 
-fn bearer(req: &HttpRequest) -> Result<Option<String>, AuthError> {
-    let Some(value) = req.headers().get(AUTHORIZATION) else {
+/// The token of an `Authorization: Bearer <token>` header; `None` without the header, an
+/// error for any other form (the gateway's edge check reads headers the same way).
+pub fn bearer_token(headers: &HeaderMap) -> Result<Option<String>, AuthError> {
+    let Some(value) = headers.get(AUTHORIZATION) else {
         return Ok(None);
     };
     let value = value
@@ -65,7 +67,7 @@ fn bearer(req: &HttpRequest) -> Result<Option<String>, AuthError> {
 }
 
 async fn authenticate(req: HttpRequest) -> Result<Option<Authenticated>, HttpError> {
-    let Some(token) = bearer(&req)? else {
+    let Some(token) = bearer_token(req.headers())? else {
         return Ok(None);
     };
     let verifier = req

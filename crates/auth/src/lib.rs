@@ -19,7 +19,7 @@ mod openapi;
 mod verifier;
 
 pub use blacklist::Blacklist;
-pub use extract::{AuthMember, OptionalAuthMember};
+pub use extract::{AuthMember, OptionalAuthMember, bearer_token};
 pub use jwks::{Jwk, JwkSet, KeyStatus};
 pub use openapi::BearerAuth;
 pub use verifier::{AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, Verifier};

@@ -16,7 +16,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use contracts::{EventEnvelope, EventType, TopicName};
 use futures_util::TryStreamExt;
 use member::domain::keys::KeyRing;
@@ -143,16 +143,12 @@ impl Bench {
     }
 
     async fn token(&self, member_id: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
         self.keys
-            .sign(&AccessClaims {
-                sub: member_id.to_string(),
-                jti: uuid::Uuid::now_v7().to_string(),
-                iat: now,
-                exp: now + 3600,
-                typ: TokenType::Access,
-                role: MemberRole::User,
-            })
+            .access_token(
+                member_id,
+                MemberRole::User,
+                std::time::Duration::from_secs(3600),
+            )
             .await
             .unwrap()
     }

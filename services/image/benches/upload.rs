@@ -22,7 +22,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use image_codec::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use member::domain::keys::KeyRing;
 use test_harness::TestEnv;
@@ -207,16 +207,8 @@ async fn main() {
     .await;
     test_harness::platform::wait_ready(&base).await;
 
-    let now = chrono::Utc::now().timestamp();
     let token = keys
-        .sign(&AccessClaims {
-            sub: "1".into(),
-            jti: uuid::Uuid::now_v7().to_string(),
-            iat: now,
-            exp: now + 3600,
-            typ: TokenType::Access,
-            role: MemberRole::User,
-        })
+        .access_token(1, MemberRole::User, Duration::from_secs(3600))
         .await
         .unwrap();
     let jpeg = Arc::new(photo(1 << 20));

@@ -13,7 +13,7 @@
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use futures_util::StreamExt;
 use service_runtime::ProcessEnv;
 use tokio::sync::{Semaphore, mpsc};
@@ -57,18 +57,10 @@ async fn tokens(from: i64, to: i64, out: &str) {
         config.tokens.access_ttl,
         config.tokens.rotation,
     );
-    let now = chrono::Utc::now().timestamp();
     let mut lines = String::new();
     for id in from..=to {
         let token = keys
-            .sign(&AccessClaims {
-                sub: id.to_string(),
-                jti: uuid::Uuid::now_v7().to_string(),
-                iat: now,
-                exp: now + 3600,
-                typ: TokenType::Access,
-                role: MemberRole::User,
-            })
+            .access_token(id, MemberRole::User, std::time::Duration::from_secs(3600))
             .await
             .unwrap();
         lines.push_str(&token);

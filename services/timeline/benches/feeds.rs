@@ -13,7 +13,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::{Duration, Instant};
 
 use actix_web::{App, HttpResponse, HttpServer, web};
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use member::domain::keys::KeyRing;
 use sea_orm::ConnectionTrait;
 use test_harness::TestEnv;
@@ -203,18 +203,13 @@ async fn main() {
     let base = service.base_url();
 
     // Tokens for 1 000 readers (signing is not what we measure).
-    let now = chrono::Utc::now().timestamp();
     let mut tokens = Vec::new();
     for id in 1..=1000_i64 {
-        let claims = AccessClaims {
-            sub: id.to_string(),
-            jti: uuid::Uuid::now_v7().to_string(),
-            iat: now,
-            exp: now + 3600,
-            typ: TokenType::Access,
-            role: MemberRole::User,
-        };
-        tokens.push(keys.sign(&claims).await.unwrap());
+        tokens.push(
+            keys.access_token(id, MemberRole::User, Duration::from_secs(3600))
+                .await
+                .unwrap(),
+        );
     }
     let tokens = Arc::new(tokens);
 

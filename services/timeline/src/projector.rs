@@ -17,7 +17,7 @@ use serde_json::Value;
 
 use crate::cache::Cache;
 use crate::feeds;
-use crate::store::{self, PostFacts};
+use crate::store::{self, Counter, PostFacts};
 
 pub struct Projector {
     db: DatabaseConnection,
@@ -56,14 +56,14 @@ impl Projector {
             EventType::CommentCreate | EventType::CommentDelete => {
                 if let (Some(post), Some(count)) = (int(p, "post_id"), int(p, "post_comment_count"))
                 {
-                    store::set_comments(&self.db, post, count, at)
+                    store::set_count(&self.db, post, Counter::Comments, count, at)
                         .await
                         .map_err(db)?;
                 }
             }
             EventType::LikePost | EventType::LikePostCancel => {
                 if let Some(count) = int(p, "like_count") {
-                    store::set_likes(&self.db, event.subject_id, count, at)
+                    store::set_count(&self.db, event.subject_id, Counter::Likes, count, at)
                         .await
                         .map_err(db)?;
                 }

@@ -73,8 +73,15 @@ pub async fn upsert_post<C: ConnectionTrait>(
         ],
     ))
     .await?;
-    set_likes(conn, post.post_id, post.like_count, at).await?;
-    set_comments(conn, post.post_id, post.comment_count, at).await
+    set_count(conn, post.post_id, Counter::Likes, post.like_count, at).await?;
+    set_count(
+        conn,
+        post.post_id,
+        Counter::Comments,
+        post.comment_count,
+        at,
+    )
+    .await
 }
 
 /// Marks the post deleted (a tombstone if it was never seen).
@@ -92,32 +99,30 @@ pub async fn delete_post<C: ConnectionTrait>(
     .map(|_| ())
 }
 
-/// The like count as of `at`, unless a later count is already stored.
-pub async fn set_likes<C: ConnectionTrait>(
-    conn: &C,
-    post_id: i64,
-    count: i64,
-    at: DateTime<Utc>,
-) -> Result<(), DbErr> {
-    conn.execute_raw(sql(
-        "UPDATE timeline_posts SET like_count = $2, likes_at = $3
-          WHERE post_id = $1 AND (likes_at IS NULL OR likes_at < $3)",
-        [post_id.into(), count.max(0).into(), at.into()],
-    ))
-    .await
-    .map(|_| ())
+/// A post's counters, each stamped with the time of the count it holds.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    Likes,
+    Comments,
 }
 
-/// The comment count as of `at`, unless a later count is already stored.
-pub async fn set_comments<C: ConnectionTrait>(
+/// The counter's value as of `at`, unless a later count is already stored.
+pub async fn set_count<C: ConnectionTrait>(
     conn: &C,
     post_id: i64,
+    counter: Counter,
     count: i64,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let (column, stamp) = match counter {
+        Counter::Likes => ("like_count", "likes_at"),
+        Counter::Comments => ("comment_count", "comments_at"),
+    };
     conn.execute_raw(sql(
-        "UPDATE timeline_posts SET comment_count = $2, comments_at = $3
-          WHERE post_id = $1 AND (comments_at IS NULL OR comments_at < $3)",
+        &format!(
+            "UPDATE timeline_posts SET {column} = $2, {stamp} = $3
+              WHERE post_id = $1 AND ({stamp} IS NULL OR {stamp} < $3)"
+        ),
         [post_id.into(), count.max(0).into(), at.into()],
     ))
     .await

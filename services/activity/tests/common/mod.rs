@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use activity::store::{Activity, ActivityStore};
 use contracts::EventEnvelope;
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use member::domain::keys::KeyRing;
 use reqwest::{Method, StatusCode};
 use serde_json::{Value, json};
@@ -114,16 +114,12 @@ impl Stack {
 
     /// A valid access token for `member_id` (no member row needed), signed by member's key.
     pub async fn token(&self, member_id: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
         self.keys
-            .sign(&AccessClaims {
-                sub: member_id.to_string(),
-                jti: uuid::Uuid::now_v7().to_string(),
-                iat: now,
-                exp: now + 600,
-                typ: TokenType::Access,
-                role: MemberRole::User,
-            })
+            .access_token(
+                member_id,
+                MemberRole::User,
+                std::time::Duration::from_secs(600),
+            )
             .await
             .unwrap()
     }

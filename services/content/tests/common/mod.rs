@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use member::domain::keys::KeyRing;
 use reqwest::Response;
 use serde_json::Value;
@@ -64,16 +64,12 @@ pub async fn spawn(overrides: &[(&str, &str)]) -> Stack {
 impl Stack {
     /// A valid access token for `member_id`, signed by member's active key.
     pub async fn token(&self, member_id: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
         self.keys
-            .sign(&AccessClaims {
-                sub: member_id.to_string(),
-                jti: uuid::Uuid::now_v7().to_string(),
-                iat: now,
-                exp: now + 600,
-                typ: TokenType::Access,
-                role: MemberRole::User,
-            })
+            .access_token(
+                member_id,
+                MemberRole::User,
+                std::time::Duration::from_secs(600),
+            )
             .await
             .unwrap()
     }

@@ -5,7 +5,7 @@
 use std::io::Cursor;
 use std::sync::Arc;
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use image_codec::{DynamicImage, ImageFormat, Rgb, RgbImage};
 use member::domain::keys::KeyRing;
 use reqwest::Response;
@@ -149,16 +149,12 @@ pub fn multipart(parts: &[Part<'_>]) -> (String, Vec<u8>) {
 impl Stack {
     /// A valid access token for `member_id`, signed by member's active key.
     pub async fn token(&self, member_id: i64) -> String {
-        let now = chrono::Utc::now().timestamp();
         self.keys
-            .sign(&AccessClaims {
-                sub: member_id.to_string(),
-                jti: uuid::Uuid::now_v7().to_string(),
-                iat: now,
-                exp: now + 600,
-                typ: TokenType::Access,
-                role: MemberRole::User,
-            })
+            .access_token(
+                member_id,
+                MemberRole::User,
+                std::time::Duration::from_secs(600),
+            )
             .await
             .unwrap()
     }

@@ -13,7 +13,7 @@ use aes_gcm::{Aes256Gcm, Nonce};
 use auth::{Jwk, JwkSet, JwksSource, KeyStatus};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use contracts::auth::AccessClaims;
+use contracts::auth::{AccessClaims, MemberRole, TokenType};
 use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use sea_orm::DatabaseConnection;
 use sha2::{Digest, Sha256};
@@ -124,6 +124,25 @@ impl KeyRing {
         });
         *self.active.write().await = Some((Instant::now(), Arc::clone(&signer)));
         Ok(signer)
+    }
+
+    /// A signed access token for `member_id`, valid for `ttl` from now.
+    pub async fn access_token(
+        &self,
+        member_id: i64,
+        role: MemberRole,
+        ttl: std::time::Duration,
+    ) -> anyhow::Result<String> {
+        let now = chrono::Utc::now().timestamp();
+        self.sign(&AccessClaims {
+            sub: member_id.to_string(),
+            jti: uuid::Uuid::now_v7().to_string(),
+            iat: now,
+            exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
+            typ: TokenType::Access,
+            role,
+        })
+        .await
     }
 
     /// Signs `claims` with the active key (header carries its `kid`).

@@ -3,7 +3,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use contracts::auth::{AccessClaims, MemberRole, TokenType};
+use contracts::auth::MemberRole;
 use serde::Serialize;
 use utoipa::ToSchema;
 
@@ -32,16 +32,9 @@ pub struct TokenIssuer {
 impl TokenIssuer {
     /// A signed access token for `member_id`.
     pub async fn access_token(&self, member_id: i64, role: MemberRole) -> anyhow::Result<String> {
-        let now = chrono::Utc::now().timestamp();
-        let claims = AccessClaims {
-            sub: member_id.to_string(),
-            jti: uuid::Uuid::now_v7().to_string(),
-            iat: now,
-            exp: now + i64::try_from(self.access_ttl.as_secs()).unwrap_or(900),
-            typ: TokenType::Access,
-            role,
-        };
-        self.keys.sign(&claims).await
+        self.keys
+            .access_token(member_id, role, self.access_ttl)
+            .await
     }
 
     /// A new session: access token + the first refresh token of a new family.

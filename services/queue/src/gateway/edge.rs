@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{AUTHORIZATION, HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use auth::{AuthError, Authenticated};
@@ -57,31 +57,12 @@ pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Opt
     req.peer_addr().map(|a| a.ip())
 }
 
-fn bearer(req: &ServiceRequest) -> Result<Option<String>, AuthError> {
-    let Some(value) = req.headers().get(AUTHORIZATION) else {
-        return Ok(None);
-    };
-    let value = value
-        .to_str()
-        .map_err(|_| AuthError::Invalid("the Authorization header is not text".into()))?;
-    match value.split_once(' ') {
-        Some((scheme, token))
-            if scheme.eq_ignore_ascii_case("bearer") && !token.trim().is_empty() =>
-        {
-            Ok(Some(token.trim().to_owned()))
-        }
-        _ => Err(AuthError::Invalid(
-            "the Authorization header must be `Bearer <token>`".into(),
-        )),
-    }
-}
-
 async fn authenticate(
     gw: &Gateway,
     req: &ServiceRequest,
     public: bool,
 ) -> Result<Option<Authenticated>, HttpError> {
-    let token = match bearer(req) {
+    let token = match auth::bearer_token(req.headers()) {
         Ok(token) => token,
         Err(_) if public => return Ok(None),
         Err(err) => return Err(err.into()),
