@@ -141,6 +141,20 @@ struct Inner {
 }
 
 impl Verifier {
+    /// The usual verifier of a service other than member: keys from member's JWKS
+    /// (`settings.jwks_url`), revoked tokens from the blacklist under `redis_prefix`.
+    pub fn over_http(
+        settings: AuthSettings,
+        redis: deadpool_redis::Pool,
+        redis_prefix: &str,
+    ) -> anyhow::Result<Self> {
+        Ok(Self::new(
+            HttpJwks::new(settings.jwks_url.clone())?,
+            settings,
+            Some(Blacklist::new(redis, redis_prefix)),
+        ))
+    }
+
     pub fn new(
         source: impl JwksSource,
         settings: AuthSettings,

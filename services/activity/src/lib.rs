@@ -13,7 +13,7 @@ pub mod store;
 use std::sync::Arc;
 
 use actix_web::web;
-use auth::{Blacklist, HttpJwks, Verifier};
+use auth::Verifier;
 use contracts::TopicName;
 use events::ConsumerRunner;
 use service_runtime::kafka::KafkaProbe;
@@ -46,11 +46,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         &config.redis.key_prefix,
         config.following_ttl,
     );
-    let verifier = web::Data::new(Verifier::new(
-        HttpJwks::new(config.auth.jwks_url.clone())?,
+    let verifier = web::Data::new(Verifier::over_http(
         config.auth.clone(),
-        Some(Blacklist::new(redis.clone(), &config.redis.key_prefix)),
-    ));
+        redis.clone(),
+        &config.redis.key_prefix,
+    )?);
     let runner = ConsumerRunner::new(
         &config.events,
         &config.consumer_group,

@@ -14,7 +14,7 @@ pub mod store;
 use std::time::Duration;
 
 use actix_web::web;
-use auth::{Blacklist, HttpJwks, Verifier};
+use auth::Verifier;
 use contracts::TopicName;
 use events::OutboxRelay;
 use service_runtime::kafka::KafkaProbe;
@@ -42,19 +42,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         apply_migrations::<Migrator>(&db).await?;
     }
     let redis = pool(&config.redis)?;
-    let verifier = Verifier::new(
-        HttpJwks::new(config.auth.jwks_url.clone())?,
-        config.auth.clone(),
-        Some(Blacklist::new(redis.clone(), &config.redis.key_prefix)),
-    );
-    let relay = OutboxRelay::new(
-        db.clone(),
-        &config.events.kafka,
-        &config.events.producer,
-        config.events.topics.clone(),
-        config.events.relay.clone(),
-        vec![TopicName::CONTENT_EVENTS],
-    )?;
+    let verifier =
+        Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis.key_prefix)?;
+    let relay =
+        OutboxRelay::from_config(db.clone(), &config.events, vec![TopicName::CONTENT_EVENTS])?;
     let relay_handle = relay.handle();
     let state = web::Data::new(AppState {
         db: db.clone(),

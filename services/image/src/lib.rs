@@ -15,7 +15,7 @@ pub mod store;
 use std::sync::Arc;
 
 use actix_web::web;
-use auth::{Blacklist, HttpJwks, Verifier};
+use auth::Verifier;
 use contracts::TopicName;
 use events::OutboxRelay;
 use ratelimit::{Limit, RateLimiter};
@@ -47,19 +47,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     }
     let redis = pool(&config.redis)?;
     let objects = ObjectStorage::new(&config.store)?;
-    let verifier = Verifier::new(
-        HttpJwks::new(config.auth.jwks_url.clone())?,
-        config.auth.clone(),
-        Some(Blacklist::new(redis.clone(), &config.redis.key_prefix)),
-    );
-    let relay = OutboxRelay::new(
-        db.clone(),
-        &config.events.kafka,
-        &config.events.producer,
-        config.events.topics.clone(),
-        config.events.relay.clone(),
-        vec![TopicName::IMAGE_EVENTS],
-    )?;
+    let verifier =
+        Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis.key_prefix)?;
+    let relay =
+        OutboxRelay::from_config(db.clone(), &config.events, vec![TopicName::IMAGE_EVENTS])?;
     let relay_handle = relay.handle();
     let state = web::Data::new(AppState {
         db: db.clone(),

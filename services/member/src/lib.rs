@@ -71,14 +71,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         config.auth.clone(),
         Some(blacklist.clone()),
     );
-    let relay = OutboxRelay::new(
-        db.clone(),
-        &config.events.kafka,
-        &config.events.producer,
-        config.events.topics.clone(),
-        config.events.relay.clone(),
-        vec![TopicName::MEMBER_EVENTS],
-    )?;
+    let relay =
+        OutboxRelay::from_config(db.clone(), &config.events, vec![TopicName::MEMBER_EVENTS])?;
     let relay_handle = relay.handle();
     let state = web::Data::new(AppState {
         db: db.clone(),

@@ -14,7 +14,7 @@ pub mod store;
 use std::time::Duration;
 
 use actix_web::web;
-use auth::{Blacklist, HttpJwks, Verifier};
+use auth::Verifier;
 use ratelimit::RateLimiter;
 use service_runtime::redis::{RedisProbe, pool};
 use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
@@ -68,11 +68,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         room_config.position_interval,
         room_config.heartbeat_interval,
     );
-    let verifier = Verifier::new(
-        HttpJwks::new(config.auth.jwks_url.clone())?,
-        config.auth.clone(),
-        Some(Blacklist::new(redis.clone(), &prefix)),
-    );
+    let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &prefix)?;
     let pool_idle_per_host = config.gateway.pool_idle_per_host;
     let gateway = web::Data::new(Gateway {
         client: downstream_client(pool_idle_per_host)?,

@@ -27,6 +27,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::Instrument;
 
 use super::{NOTIFY_CHANNEL, OutboxStats};
+use crate::EventsConfig;
 use crate::settings::{ProducerSettings, RelaySettings, TopicSettings, backoff};
 use crate::topics::TopicAdmin;
 
@@ -100,6 +101,22 @@ impl OutboxRelay {
             settings,
             names,
         })
+    }
+
+    /// [`new`](Self::new) with the pieces of the service's [`EventsConfig`].
+    pub fn from_config(
+        db: DatabaseConnection,
+        config: &EventsConfig,
+        names: Vec<TopicName>,
+    ) -> anyhow::Result<Self> {
+        Self::new(
+            db,
+            &config.kafka,
+            &config.producer,
+            config.topics.clone(),
+            config.relay.clone(),
+            names,
+        )
     }
 
     pub fn handle(&self) -> RelayHandle {
