@@ -58,7 +58,17 @@ fn bench(c: &mut Criterion) {
         min_refetch: Duration::from_secs(3600),
         leeway: 0,
         blacklist_fail_open: false,
+        verified_cache_entries: 0,
+        blacklist_mirror: false,
     };
+    let remembering = Verifier::new(
+        Fixed(set.clone()),
+        AuthSettings {
+            verified_cache_entries: 1024,
+            ..settings.clone()
+        },
+        None,
+    );
     let verifier = Verifier::new(Fixed(set), settings, None);
     let runtime = tokio::runtime::Builder::new_current_thread()
         .build()
@@ -71,6 +81,17 @@ fn bench(c: &mut Criterion) {
                 .unwrap()
         })
     });
+    runtime.block_on(remembering.verify(&token)).unwrap();
+    c.bench_function(
+        "verify a remembered access token (signature checked before)",
+        |b| {
+            b.iter(|| {
+                runtime
+                    .block_on(remembering.verify(std::hint::black_box(&token)))
+                    .unwrap()
+            })
+        },
+    );
     c.bench_function("sign EdDSA access token", |b| {
         let key = EncodingKey::from_ed_der(&der);
         b.iter(|| jsonwebtoken::encode(&header, std::hint::black_box(&claims), &key).unwrap())

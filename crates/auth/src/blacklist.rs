@@ -1,41 +1,260 @@
 //! The logout blacklist: a revoked access token's `jti` is kept in Redis until the token's
 //! `exp`, after which the token is refused for being expired anyway.
+//!
+//! Every revocation also bumps a sequence number and is published on a channel, in one
+//! script. A verifier built with [`Blacklist::mirrored`] keeps a local copy from that
+//! channel (after loading what was revoked before it listened), so checking a token costs
+//! no round trip. The copy is trusted only while it is in sync: until the first load is
+//! done, after the subscription drops, or when the sequence number shows a message that
+//! did not arrive within [`MISSED_AFTER`], checks go to Redis again until a fresh load.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use deadpool_redis::Pool;
+use futures_util::StreamExt;
+
+/// How long a revocation may be announced (sequence number) without its message arriving
+/// before the mirror stops trusting itself and reloads.
+pub const MISSED_AFTER: Duration = Duration::from_secs(1);
+
+/// Sets the blacklist key, bumps the sequence and announces `seq exp jti`, atomically.
+const REVOKE: &str = r"
+redis.call('SET', KEYS[1], 1, 'EXAT', ARGV[1])
+local seq = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], seq .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
+return seq
+";
 
 #[derive(Clone)]
 pub struct Blacklist {
     pool: Pool,
     prefix: String,
+    mirror: Option<Arc<Mirror>>,
+}
+
+/// The local copy: revoked `jti` → `exp`.
+#[derive(Default)]
+struct Mirror {
+    revoked: RwLock<HashMap<String, i64>>,
+    synced: AtomicBool,
+}
+
+fn now_seconds() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
+}
+
+impl Mirror {
+    fn insert(&self, jti: String, exp: i64) {
+        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        revoked.insert(jti, exp);
+    }
+
+    fn contains(&self, jti: &str) -> bool {
+        let revoked = self.revoked.read().unwrap_or_else(|e| e.into_inner());
+        revoked.contains_key(jti)
+    }
+
+    fn prune(&self) {
+        let now = now_seconds();
+        let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
+        revoked.retain(|_, exp| *exp >= now);
+        metrics::gauge!("auth_blacklist_mirror_entries").set(revoked.len() as f64);
+    }
+
+    fn set_synced(&self, synced: bool) {
+        self.synced.store(synced, Ordering::Release);
+        metrics::gauge!("auth_blacklist_mirror_synced").set(if synced { 1.0 } else { 0.0 });
+    }
 }
 
 impl Blacklist {
+    /// A blacklist that asks Redis on every check.
     pub fn new(pool: Pool, prefix: &str) -> Self {
         Self {
             pool,
             prefix: prefix.to_owned(),
+            mirror: None,
         }
     }
 
-    /// Revokes `jti` until `exp` (seconds since the epoch).
+    /// A blacklist that keeps a local copy in sync over pub/sub from `redis_url` (a
+    /// background task, started here: call within a Tokio runtime).
+    pub fn mirrored(pool: Pool, prefix: &str, redis_url: &str) -> anyhow::Result<Self> {
+        let client = redis::Client::open(redis_url)?;
+        let mirror = Arc::new(Mirror::default());
+        let this = Self {
+            pool,
+            prefix: prefix.to_owned(),
+            mirror: Some(Arc::clone(&mirror)),
+        };
+        tokio::spawn(this.clone().follow(client, mirror));
+        Ok(this)
+    }
+
+    /// Whether checks are answered from the local copy (a mirrored blacklist in sync).
+    pub fn in_sync(&self) -> bool {
+        self.mirror
+            .as_ref()
+            .is_some_and(|m| m.synced.load(Ordering::Acquire))
+    }
+
+    fn channel(&self) -> String {
+        format!("{}auth:revocations", self.prefix)
+    }
+
+    fn sequence_key(&self) -> String {
+        format!("{}auth:revocations:seq", self.prefix)
+    }
+
+    /// Revokes `jti` until `exp` (seconds since the epoch) and tells every mirror.
     pub async fn add(&self, jti: &str, exp: i64) -> anyhow::Result<()> {
         let mut conn = self.pool.get().await?;
-        let _: Option<String> = redis::cmd("SET")
-            .arg(contracts::redis_keys::access_blacklist(&self.prefix, jti))
-            .arg(1)
-            .arg("EXAT")
+        let _seq: i64 = redis::Script::new(REVOKE)
+            .key(contracts::redis_keys::access_blacklist(&self.prefix, jti))
+            .key(self.sequence_key())
             .arg(exp.max(1))
-            .query_async(&mut *conn)
+            .arg(jti)
+            .arg(self.channel())
+            .invoke_async(&mut *conn)
             .await?;
+        if let Some(mirror) = &self.mirror {
+            mirror.insert(jti.to_owned(), exp);
+        }
         Ok(())
     }
 
     pub async fn contains(&self, jti: &str) -> anyhow::Result<bool> {
+        if let Some(mirror) = &self.mirror
+            && mirror.synced.load(Ordering::Acquire)
+        {
+            return Ok(mirror.contains(jti));
+        }
         let mut conn = self.pool.get().await?;
         let exists: bool = redis::cmd("EXISTS")
             .arg(contracts::redis_keys::access_blacklist(&self.prefix, jti))
             .query_async(&mut *conn)
             .await?;
         Ok(exists)
+    }
+
+    /// Keeps `mirror` in sync for as long as the process runs, reconnecting with backoff.
+    async fn follow(self, client: redis::Client, mirror: Arc<Mirror>) {
+        let mut backoff = Duration::from_millis(100);
+        loop {
+            mirror.set_synced(false);
+            let started = Instant::now();
+            if let Err(err) = self.sync(&client, &mirror).await {
+                tracing::warn!(
+                    error = format!("{err:#}"),
+                    retry_in_ms = backoff.as_millis() as u64,
+                    "blacklist mirror out of sync; checking Redis per request meanwhile"
+                );
+            }
+            mirror.set_synced(false);
+            if started.elapsed() > Duration::from_secs(30) {
+                backoff = Duration::from_millis(100);
+            }
+            tokio::time::sleep(backoff).await;
+            backoff = (backoff * 2).min(Duration::from_secs(5));
+        }
+    }
+
+    /// Subscribes, loads what was revoked before, then applies messages until something
+    /// goes wrong (the error says what).
+    async fn sync(&self, client: &redis::Client, mirror: &Mirror) -> anyhow::Result<()> {
+        let mut pubsub = client.get_async_pubsub().await?;
+        pubsub.subscribe(self.channel()).await?;
+        let mut seen = self.load(mirror).await?;
+        mirror.set_synced(true);
+        tracing::debug!(seq = seen, "blacklist mirror in sync");
+        let mut messages = pubsub.into_on_message();
+        let mut check = tokio::time::interval(MISSED_AFTER / 2);
+        let mut behind_since: Option<Instant> = None;
+        loop {
+            tokio::select! {
+                message = messages.next() => {
+                    let Some(message) = message else {
+                        anyhow::bail!("the pub/sub connection closed");
+                    };
+                    let payload: String = message.get_payload()?;
+                    let mut parts = payload.splitn(3, ' ');
+                    let seq = parts.next().and_then(|s| s.parse::<i64>().ok());
+                    let exp = parts.next().and_then(|s| s.parse::<i64>().ok());
+                    match (seq, exp, parts.next()) {
+                        (Some(seq), Some(exp), Some(jti)) => {
+                            mirror.insert(jti.to_owned(), exp);
+                            seen = seen.max(seq);
+                        }
+                        _ => tracing::warn!(payload, "unreadable revocation message"),
+                    }
+                }
+                _ = check.tick() => {
+                    mirror.prune();
+                    let mut conn = self.pool.get().await?;
+                    let announced: Option<i64> = redis::cmd("GET")
+                        .arg(self.sequence_key())
+                        .query_async(&mut *conn)
+                        .await?;
+                    if announced.unwrap_or(0) <= seen {
+                        behind_since = None;
+                    } else if behind_since.get_or_insert_with(Instant::now).elapsed() >= MISSED_AFTER {
+                        anyhow::bail!("revocation {} was announced but never arrived", seen + 1);
+                    }
+                }
+            }
+        }
+    }
+
+    /// Loads every revoked jti; returns the sequence number the load covers.
+    async fn load(&self, mirror: &Mirror) -> anyhow::Result<i64> {
+        let mut conn = self.pool.get().await?;
+        // Read first: anything revoked after this comes as a message (we subscribed).
+        let seq: Option<i64> = redis::cmd("GET")
+            .arg(self.sequence_key())
+            .query_async(&mut *conn)
+            .await?;
+        let pattern = contracts::redis_keys::access_blacklist(&self.prefix, "*");
+        let prefix_len = pattern.len() - 1;
+        let now = now_seconds();
+        let mut cursor: u64 = 0;
+        let mut loaded = HashMap::new();
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut *conn)
+                .await?;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("PTTL").arg(key);
+                }
+                let ttls: Vec<i64> = pipe.query_async(&mut *conn).await?;
+                for (key, ttl) in keys.iter().zip(ttls) {
+                    // -2: gone meanwhile; -1: no expiry (kept until pruned by hand).
+                    let exp = match ttl {
+                        -2 => continue,
+                        -1 => i64::MAX,
+                        ms => now + ms / 1000 + 1,
+                    };
+                    loaded.insert(key[prefix_len..].to_owned(), exp);
+                }
+            }
+            if next == 0 {
+                break;
+            }
+            cursor = next;
+        }
+        let mut revoked = mirror.revoked.write().unwrap_or_else(|e| e.into_inner());
+        revoked.extend(loaded);
+        Ok(seq.unwrap_or(0))
     }
 }

@@ -6,6 +6,7 @@
 use std::time::Duration;
 
 use deadpool_redis::Pool;
+use service_runtime::redis::SharedConnection;
 
 /// Trim hits older than the window; admit and log this one if under the limit; otherwise
 /// say when the oldest hit leaves the window.
@@ -53,7 +54,7 @@ pub enum Decision {
 
 #[derive(Clone)]
 pub struct RateLimiter {
-    pool: Pool,
+    redis: SharedConnection,
     prefix: String,
     script: redis::Script,
 }
@@ -61,7 +62,7 @@ pub struct RateLimiter {
 impl RateLimiter {
     pub fn new(pool: Pool, key_prefix: &str) -> Self {
         Self {
-            pool,
+            redis: SharedConnection::new(pool),
             prefix: key_prefix.to_owned(),
             script: redis::Script::new(SLIDING_LOG),
         }
@@ -69,7 +70,7 @@ impl RateLimiter {
 
     /// Counts one hit of `subject` against `limit`.
     pub async fn hit(&self, limit: &Limit, subject: &str) -> anyhow::Result<Decision> {
-        let mut conn = self.pool.get().await?;
+        let mut conn = self.redis.get().await?;
         let key = contracts::redis_keys::rate_limit(&self.prefix, &limit.scope, subject);
         let (allowed, remaining, retry_ms): (i64, i64, i64) = self
             .script
@@ -77,8 +78,9 @@ impl RateLimiter {
             .arg(u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX))
             .arg(limit.max)
             .arg(uuid::Uuid::new_v4().simple().to_string())
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .inspect_err(|e| self.redis.failed(e))?;
         Ok(if allowed == 1 {
             Decision::Allowed {
                 remaining: u32::try_from(remaining).unwrap_or(0),

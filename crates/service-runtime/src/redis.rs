@@ -50,6 +50,66 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
     Ok(config.create_pool(Some(Runtime::Tokio1))?)
 }
 
+/// One multiplexed connection for a process's hot paths, shared by every task (redis-rs
+/// pipelines concurrent commands on it), taken from the pool once and replaced after it
+/// breaks. A pool checkout is not free: deadpool-redis recycles a connection with an
+/// `UNWATCH`+`PING` round trip, so a checkout per command doubles a request's round trips.
+/// Not for `WATCH`/`MULTI` or blocking commands (those need a connection of their own).
+#[derive(Clone)]
+pub struct SharedConnection {
+    pool: Pool,
+    current: std::sync::Arc<std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>>,
+}
+
+impl SharedConnection {
+    pub fn new(pool: Pool) -> Self {
+        Self {
+            pool,
+            current: Default::default(),
+        }
+    }
+
+    fn slot(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
+        // A clone in, a clone out: no state a panic could leave half-written.
+        self.current
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    /// The shared connection (a cheap handle to it).
+    pub async fn get(
+        &self,
+    ) -> Result<redis::aio::MultiplexedConnection, deadpool_redis::PoolError> {
+        if let Some(conn) = self.slot().clone() {
+            return Ok(conn);
+        }
+        let conn = (*self.pool.get().await?).clone();
+        *self.slot() = Some(conn.clone());
+        Ok(conn)
+    }
+
+    /// Tells that a command on the shared connection failed: after a connection-level error
+    /// the next [`Self::get`] takes a fresh connection from the pool.
+    pub fn failed(&self, err: &redis::RedisError) {
+        if err.is_io_error()
+            || err.is_connection_dropped()
+            || err.is_timeout()
+            || err.is_unrecoverable_error()
+        {
+            *self.slot() = None;
+        }
+    }
+
+    /// Runs `cmd` on the shared connection.
+    pub async fn query<T: redis::FromRedisValue>(&self, cmd: &redis::Cmd) -> anyhow::Result<T> {
+        let mut conn = self.get().await?;
+        cmd.query_async(&mut conn).await.map_err(|e| {
+            self.failed(&e);
+            e.into()
+        })
+    }
+}
+
 /// Readiness: `PING`.
 pub struct RedisProbe(pub Pool);
 

@@ -49,7 +49,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let verifier = web::Data::new(Verifier::over_http(
         config.auth.clone(),
         redis.clone(),
-        &config.redis.key_prefix,
+        &config.redis,
     )?);
     let runner = ConsumerRunner::new(
         &config.events,

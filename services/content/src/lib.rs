@@ -42,8 +42,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         apply_migrations::<Migrator>(&db).await?;
     }
     let redis = pool(&config.redis)?;
-    let verifier =
-        Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis.key_prefix)?;
+    let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis)?;
     let relay =
         OutboxRelay::from_config(db.clone(), &config.events, vec![TopicName::CONTENT_EVENTS])?;
     let relay_handle = relay.handle();

@@ -47,8 +47,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     }
     let redis = pool(&config.redis)?;
     let objects = ObjectStorage::new(&config.store)?;
-    let verifier =
-        Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis.key_prefix)?;
+    let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis)?;
     let relay =
         OutboxRelay::from_config(db.clone(), &config.events, vec![TopicName::IMAGE_EVENTS])?;
     let relay_handle = relay.handle();

@@ -65,7 +65,11 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     if let Err(err) = keys.rotate_if_due().await {
         tracing::warn!(error = format!("{err:#}"), "no signing key yet");
     }
-    let blacklist = Blacklist::new(redis.clone(), &prefix);
+    let blacklist = if config.auth.blacklist_mirror {
+        Blacklist::mirrored(redis.clone(), &prefix, &config.redis.url)?
+    } else {
+        Blacklist::new(redis.clone(), &prefix)
+    };
     let verifier = Verifier::new(
         LocalJwks(Arc::clone(&keys)),
         config.auth.clone(),
