@@ -5,6 +5,11 @@
 //! 15) per scenario, and in the same run a bare actix-web handler (same workers, a JSON body
 //! of a page's size) as the ceiling.
 //!
+//! Then the seed's way of counting users: virtual users that think between requests (k6's
+//! `sleep(1)`; here 0.5–1.5 s, uniformly, so they do not march in step) at
+//! BENCH_VIRTUAL_USERS (default "600,2000"). GoodsPia's anchor (600 virtual users, 512 req/s,
+//! avg 58 ms) was measured that way.
+//!
 //! `cargo bench -p timeline --bench feeds`
 #![allow(clippy::unwrap_used)]
 
@@ -46,11 +51,29 @@ struct Outcome {
     total: u64,
 }
 
-/// `clients` loops for `seconds`, each picking a URL and token from `pick`.
-async fn load(
+type Pick = Arc<dyn Fn(u64) -> (String, Option<String>) + Send + Sync>;
+
+/// `clients` closed loops for `seconds`, each picking a URL and token from `pick`.
+async fn load(clients: u64, seconds: u64, pick: Pick) -> Outcome {
+    load_with_think(clients, seconds, pick, None).await
+}
+
+/// A pause of `mean` ± 50 %, from a cheap per-client generator (xorshift).
+fn think_time(mean: Duration, state: &mut u64) -> Duration {
+    *state ^= *state << 13;
+    *state ^= *state >> 7;
+    *state ^= *state << 17;
+    let unit = (*state % 10_000) as f64 / 10_000.0;
+    mean.mul_f64(0.5 + unit)
+}
+
+/// Like [`load`]; with `think`, each client pauses that long (± 50 %) after every answer
+/// and starts at a random point of its first pause, as virtual users do.
+async fn load_with_think(
     clients: u64,
     seconds: u64,
-    pick: Arc<dyn Fn(u64) -> (String, Option<String>) + Send + Sync>,
+    pick: Pick,
+    think: Option<Duration>,
 ) -> Outcome {
     let client = reqwest::Client::builder()
         .pool_max_idle_per_host(clients as usize)
@@ -60,12 +83,16 @@ async fn load(
     let counter = Arc::new(AtomicU64::new(0));
     let deadline = Instant::now() + Duration::from_secs(seconds);
     let tasks: Vec<_> = (0..clients)
-        .map(|_| {
+        .map(|n| {
             let client = client.clone();
             let pick = pick.clone();
             let counter = counter.clone();
             tokio::spawn(async move {
                 let (mut latencies, mut errors, mut hits) = (Vec::new(), 0_u64, 0_u64);
+                let mut rng = 0x9E37_79B9_7F4A_7C15_u64 ^ (n + 1).wrapping_mul(0x2545_F491);
+                if let Some(mean) = think {
+                    tokio::time::sleep(think_time(mean, &mut rng).mul_f64(0.66)).await;
+                }
                 while Instant::now() < deadline {
                     let (url, token) = pick(counter.fetch_add(1, Ordering::Relaxed));
                     let mut req = client.get(&url);
@@ -82,6 +109,9 @@ async fn load(
                             latencies.push(started.elapsed().as_secs_f64() * 1000.0);
                         }
                         _ => errors += 1,
+                    }
+                    if let Some(mean) = think {
+                        tokio::time::sleep(think_time(mean, &mut rng)).await;
                     }
                 }
                 (latencies, errors, hits)
@@ -132,6 +162,39 @@ async fn load_data(db: &sea_orm::DatabaseConnection) {
     }
     println!(
         "loaded {MEMBERS} members × {FOLLOWS_EACH} follows and {POSTS} posts in {:.1} s",
+        started.elapsed().as_secs_f64()
+    );
+    // The inboxes, as the consumer would have filled them, for posts since `complete_since`
+    // (the migration sets it 7 days back).
+    let started = Instant::now();
+    // Indexes dropped for the bulk load and built after it (sorting once beats 11 M random
+    // b-tree inserts); the schema ends up as the migration made it.
+    for statement in [
+        "ALTER TABLE timeline_inbox DROP CONSTRAINT timeline_inbox_pkey",
+        "DROP INDEX timeline_inbox_author",
+        "INSERT INTO timeline_inbox (member_id, created_at, post_id, author_id)
+         SELECT f.follower_id, p.created_at, p.post_id, p.author_id
+           FROM timeline_follows f JOIN timeline_posts p ON p.author_id = f.followee_id
+          WHERE f.active AND p.deleted_at IS NULL
+            AND p.created_at >= (SELECT complete_since FROM timeline_inbox_state)",
+        "ALTER TABLE timeline_inbox ADD PRIMARY KEY (member_id, created_at, post_id)",
+        "CREATE INDEX timeline_inbox_author ON timeline_inbox (member_id, author_id)",
+        "VACUUM ANALYZE timeline_inbox",
+    ] {
+        db.execute_unprepared(statement).await.unwrap();
+    }
+    let rows = db
+        .query_one_raw(sea_orm::Statement::from_string(
+            sea_orm::DbBackend::Postgres,
+            "SELECT count(*) AS n FROM timeline_inbox",
+        ))
+        .await
+        .unwrap()
+        .unwrap()
+        .try_get::<i64>("", "n")
+        .unwrap();
+    println!(
+        "filled {rows} inbox rows (7 days of posts × followers) in {:.1} s",
         started.elapsed().as_secs_f64()
     );
 }
@@ -282,19 +345,17 @@ async fn main() {
             }
         }
         let cursors = Arc::new(cursor_of.lock().unwrap().clone());
-        let uncached = load(
-            clients,
-            seconds,
-            Arc::new(move |i: u64| {
-                let n = (i % 200) as usize;
-                let c = cursors.get(&n).cloned().unwrap_or_default();
-                (
-                    format!("{b}/api/v1/timeline/following?cursor={c}"),
-                    Some(t[n].clone()),
-                )
-            }),
-        )
-        .await;
+        let second_pages: Pick = Arc::new(move |i: u64| {
+            let n = (i % 200) as usize;
+            let c = cursors.get(&n).cloned().unwrap_or_default();
+            (
+                format!("{b}/api/v1/timeline/following?cursor={c}"),
+                Some(t[n].clone()),
+            )
+        });
+        // Author profiles warm (the page itself is never cached).
+        let _ = load(50, 3, second_pages.clone()).await;
+        let uncached = load(clients, seconds, second_pages).await;
         row(
             &format!("following, uncached, {clients} clients"),
             &uncached,
@@ -319,6 +380,91 @@ async fn main() {
             Some(ceiling.rps),
         );
     }
+    // Virtual users with think time (the seed's anchor's way): uncached follow feed (cursor
+    // pages of 1 000 readers) and cached first pages.
+    let virtual_users: Vec<u64> = std::env::var("BENCH_VIRTUAL_USERS")
+        .unwrap_or_else(|_| "600,2000".into())
+        .split(',')
+        .filter_map(|c| c.trim().parse().ok())
+        .collect();
+    let think = Duration::from_millis(var("BENCH_THINK_MS", 1000));
+    let mut cursors = std::collections::HashMap::new();
+    for n in 0..1000_usize {
+        let res: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/api/v1/timeline/following"))
+            .bearer_auth(&tokens[n])
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(c) = res["next_cursor"].as_str() {
+            cursors.insert(n, c.to_owned());
+        }
+    }
+    let cursors = Arc::new(cursors);
+    for &users in &virtual_users {
+        // Warm what an uncached page still reads from caches (author profiles), as the
+        // cached scenario does: the page itself is never cached.
+        let (b, t, c) = (base.clone(), tokens.clone(), cursors.clone());
+        let _ = load(
+            50,
+            3,
+            Arc::new(move |i: u64| {
+                let n = (i % 1000) as usize;
+                let cursor = c.get(&n).cloned().unwrap_or_default();
+                (
+                    format!("{b}/api/v1/timeline/following?cursor={cursor}"),
+                    Some(t[n].clone()),
+                )
+            }),
+        )
+        .await;
+        let (b, t, c) = (base.clone(), tokens.clone(), cursors.clone());
+        let uncached = load_with_think(
+            users,
+            seconds.max(10),
+            Arc::new(move |i: u64| {
+                let n = (i % 1000) as usize;
+                let cursor = c.get(&n).cloned().unwrap_or_default();
+                (
+                    format!("{b}/api/v1/timeline/following?cursor={cursor}"),
+                    Some(t[n].clone()),
+                )
+            }),
+            Some(think),
+        )
+        .await;
+        row(
+            &format!(
+                "following, uncached, {users} virtual users ({} ms think)",
+                think.as_millis()
+            ),
+            &uncached,
+            None,
+        );
+        let (b, t) = (base.clone(), tokens.clone());
+        let cached = load_with_think(
+            users,
+            seconds.max(10),
+            Arc::new(move |i: u64| {
+                let n = (i % 1000) as usize;
+                (format!("{b}/api/v1/timeline/following"), Some(t[n].clone()))
+            }),
+            Some(think),
+        )
+        .await;
+        row(
+            &format!(
+                "following, cached, {users} virtual users ({} ms think)",
+                think.as_millis()
+            ),
+            &cached,
+            None,
+        );
+    }
+
     // Popular uncached: the ranking query itself (a cursor page is never cached).
     let (b, t) = (base.clone(), tokens.clone());
     let first: serde_json::Value = reqwest::Client::new()

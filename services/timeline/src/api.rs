@@ -1,10 +1,12 @@
 //! `GET /api/v1/timeline/{following,popular,most-commented,me}`.
 
+use actix_web::http::header::ContentType;
+use actix_web::web::Bytes;
 use actix_web::{HttpResponse, web};
 use auth::AuthMember;
 use chrono::{DateTime, Utc};
 use contracts::ErrorBody;
-use pagination::{Page, PageQuery};
+use pagination::{DEFAULT_LIMIT, Page, PageQuery};
 use serde::{Deserialize, Serialize};
 use service_runtime::HttpError;
 use utoipa::{IntoParams, ToSchema};
@@ -54,7 +56,38 @@ impl WindowQuery {
     }
 }
 
-async fn respond(state: &AppState, rows: Rows) -> HttpResponse {
+/// The in-process cache key of a request for a cacheable first page: its cache name and
+/// page size; `None` for later pages, large pages and invalid sizes (answered as usual).
+type LocalKey = Option<(String, u32)>;
+
+fn first_page(name: impl FnOnce() -> Option<String>, query: &PageQuery) -> LocalKey {
+    if query.cursor.as_deref().is_some_and(|c| !c.is_empty()) {
+        return None;
+    }
+    let limit = query.limit().ok().filter(|l| *l <= DEFAULT_LIMIT)?;
+    Some((name()?, limit))
+}
+
+fn ok_json(body: Bytes, cached: bool, degraded: bool) -> HttpResponse {
+    let mut res = HttpResponse::Ok();
+    res.content_type(ContentType::json())
+        .insert_header((CACHE_HEADER, if cached { "hit" } else { "miss" }));
+    if degraded {
+        res.insert_header((DEGRADED_HEADER, "authors"));
+    }
+    res.body(body)
+}
+
+/// The finished first page this process already has, if fresh.
+fn local_hit(state: &AppState, key: &LocalKey) -> Option<HttpResponse> {
+    let (name, limit) = key.as_ref()?;
+    state
+        .cache
+        .local_page(name, *limit)
+        .map(|body| ok_json(body, true, false))
+}
+
+async fn respond(state: &AppState, rows: Rows, local: LocalKey) -> Result<HttpResponse, HttpError> {
     let author_ids: Vec<i64> = rows.page.items.iter().map(|r| r.author_id).collect();
     let (authors, degraded) = state.authors.of(&author_ids).await;
     let items: Vec<FeedItem> = rows
@@ -78,15 +111,17 @@ async fn respond(state: &AppState, rows: Rows) -> HttpResponse {
             score: r.score,
         })
         .collect();
-    let mut res = HttpResponse::Ok();
-    res.insert_header((CACHE_HEADER, if rows.cached { "hit" } else { "miss" }));
-    if degraded {
-        res.insert_header((DEGRADED_HEADER, "authors"));
-    }
-    res.json(Page {
+    let body: Bytes = serde_json::to_vec(&Page {
         items,
         next_cursor: rows.page.next_cursor,
     })
+    .map_err(|e| HttpError::internal(&e))?
+    .into();
+    // A degraded page is never kept: the next request asks member again.
+    if !degraded && let Some((name, limit)) = local {
+        state.cache.keep_local_page(&name, limit, body.clone());
+    }
+    Ok(ok_json(body, rows.cached, degraded))
 }
 
 /// Posts of the members I follow, newest first.
@@ -99,8 +134,12 @@ pub async fn following(
     member: AuthMember,
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, HttpError> {
+    let local = first_page(|| Some(feeds::following_cache_name(member.id())), &query);
+    if let Some(hit) = local_hit(&state, &local) {
+        return Ok(hit);
+    }
     let rows = feeds::following(&state, member.id(), &query).await?;
-    Ok(respond(&state, rows).await)
+    respond(&state, rows, local).await
 }
 
 /// My posts, newest first (never cached: a post I just wrote shows at once).
@@ -114,7 +153,7 @@ pub async fn me(
     query: web::Query<PageQuery>,
 ) -> Result<HttpResponse, HttpError> {
     let rows = feeds::mine(&state, member.id(), &query).await?;
-    Ok(respond(&state, rows).await)
+    respond(&state, rows, None).await
 }
 
 /// The window's posts by hot rank (docs/timeline.md has the formula).
@@ -127,8 +166,13 @@ pub async fn popular(
     _member: AuthMember,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, HttpError> {
-    let rows = feeds::popular(&state, query.window.as_deref(), &query.page()).await?;
-    Ok(respond(&state, rows).await)
+    let page = query.page();
+    let local = first_page(|| feeds::popular_cache_name(query.window.as_deref()), &page);
+    if let Some(hit) = local_hit(&state, &local) {
+        return Ok(hit);
+    }
+    let rows = feeds::popular(&state, query.window.as_deref(), &page).await?;
+    respond(&state, rows, local).await
 }
 
 /// The window's posts with the most comments.
@@ -141,6 +185,14 @@ pub async fn most_commented(
     _member: AuthMember,
     query: web::Query<WindowQuery>,
 ) -> Result<HttpResponse, HttpError> {
-    let rows = feeds::most_commented(&state, query.window.as_deref(), &query.page()).await?;
-    Ok(respond(&state, rows).await)
+    let page = query.page();
+    let local = first_page(
+        || feeds::commented_cache_name(query.window.as_deref()),
+        &page,
+    );
+    if let Some(hit) = local_hit(&state, &local) {
+        return Ok(hit);
+    }
+    let rows = feeds::most_commented(&state, query.window.as_deref(), &page).await?;
+    respond(&state, rows, local).await
 }

@@ -60,6 +60,21 @@ impl Config {
                 feed_ttl: seconds(env, "FEED_CACHE_SECONDS", 60)?,
                 hot_ttl: seconds(env, "HOT_CACHE_SECONDS", 30)?,
                 author_ttl: seconds(env, "AUTHOR_CACHE_SECONDS", 300)?,
+                local_ttl: Duration::from_millis(ranged_or(
+                    env,
+                    "TIMELINE_LOCAL_CACHE_MILLIS",
+                    1000,
+                    0..=60_000,
+                )?),
+                local_entries: ranged_or(
+                    env,
+                    "TIMELINE_LOCAL_CACHE_ENTRIES",
+                    10_000,
+                    0..=1_000_000,
+                )?,
+                inbox_keep: Duration::from_secs(
+                    86_400 * ranged_or(env, "TIMELINE_INBOX_DAYS", 30_u64, 1..=3650)?,
+                ),
             },
             member_url: ServiceName::Member.peer_url(env)?,
             member_client: resilience::ClientSettings::from_env(

@@ -8,6 +8,9 @@
 //! - `popular:{window}` and `most-commented:{window}` for `HOT_CACHE_SECONDS` (30); dropped
 //!   when any post is edited or deleted, so a deleted post never outlives its event.
 //! - `/me` is not cached: it is one index range, and read-after-write must hold.
+//!
+//! In front of Redis, each process keeps the finished bodies of those first pages for
+//! `TIMELINE_LOCAL_CACHE_MILLIS` (1000): see `Cache::local_page`.
 
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use pagination::{CursorCodec, DEFAULT_LIMIT, Page, PageQuery};
@@ -47,20 +50,66 @@ pub fn following_cache_name(member: i64) -> String {
     format!("following:{member}")
 }
 
-fn popular_cache_name(window: &str) -> String {
+fn popular_name(window: &str) -> String {
     format!("popular:{window}")
 }
 
-fn commented_cache_name(window: &str) -> String {
+fn commented_name(window: &str) -> String {
     format!("most-commented:{window}")
+}
+
+/// The cache name of popular's first page for a requested window (`None` if invalid).
+pub fn popular_cache_name(window: Option<&str>) -> Option<String> {
+    parse_window(window).ok().map(|(w, _)| popular_name(w))
+}
+
+/// The cache name of most-commented's first page for a requested window.
+pub fn commented_cache_name(window: Option<&str>) -> Option<String> {
+    parse_window(window).ok().map(|(w, _)| commented_name(w))
 }
 
 /// Every hot-list cache entry (dropped on edits and deletes).
 pub fn hot_cache_names() -> Vec<String> {
     WINDOWS
         .iter()
-        .flat_map(|(w, _)| [popular_cache_name(w), commented_cache_name(w)])
+        .flat_map(|(w, _)| [popular_name(w), commented_name(w)])
         .collect()
+}
+
+/// The inbox's `complete_since`, read from the database at most every 10 s (pruning
+/// deletes rows only a full prune interval after it raised the value, so a copy this old is
+/// always safe to read by).
+#[derive(Default)]
+pub struct InboxHorizon {
+    cached: std::sync::Mutex<Option<(DateTime<Utc>, std::time::Instant)>>,
+}
+
+impl InboxHorizon {
+    const REFRESH: std::time::Duration = std::time::Duration::from_secs(10);
+
+    pub async fn since(
+        &self,
+        db: &sea_orm::DatabaseConnection,
+    ) -> Result<DateTime<Utc>, HttpError> {
+        let cached = *self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if let Some((since, at)) = cached
+            && at.elapsed() < Self::REFRESH
+        {
+            return Ok(since);
+        }
+        let since = store::inbox_complete_since(db)
+            .await
+            .map_err(db_unavailable)?;
+        *self
+            .cached
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) =
+            Some((since, std::time::Instant::now()));
+        Ok(since)
+    }
 }
 
 /// A page of rows and whether it came from the cache.
@@ -79,7 +128,8 @@ fn page_of<P: Serialize>(
     Page::from_fetched(rows, limit, codec, position)
 }
 
-fn db_unavailable(err: sea_orm::DbErr) -> HttpError {
+fn db_unavailable(err: impl std::borrow::Borrow<sea_orm::DbErr>) -> HttpError {
+    let err = err.borrow();
     tracing::warn!(error = %err, "read model unavailable");
     HttpError::unavailable(
         "store_unavailable",
@@ -96,8 +146,9 @@ pub async fn following(
     let limit = query.limit()?;
     let codec = &state.cursor;
     let position = |r: &FeedRow| (r.created_at, r.post_id);
+    let since = state.inbox.since(&state.db).await?;
     if let Some(before) = query.position::<store::Before>(codec)? {
-        let rows = store::following(&state.db, member, Some(before), limit + 1)
+        let rows = store::following(&state.db, member, Some(before), limit + 1, since)
             .await
             .map_err(db_unavailable)?;
         return Ok(Rows {
@@ -106,7 +157,7 @@ pub async fn following(
         });
     }
     if limit > DEFAULT_LIMIT {
-        let rows = store::following(&state.db, member, None, limit + 1)
+        let rows = store::following(&state.db, member, None, limit + 1, since)
             .await
             .map_err(db_unavailable)?;
         return Ok(Rows {
@@ -121,12 +172,24 @@ pub async fn following(
             cached: true,
         });
     }
-    let rows = store::following(&state.db, member, None, CACHED_ROWS)
+    let (db, cache, ttl, key) = (
+        state.db.clone(),
+        state.cache.clone(),
+        state.settings.feed_ttl,
+        name.clone(),
+    );
+    let rows = state
+        .fills
+        .following
+        .run(&name, async move {
+            let rows = store::following(&db, member, None, CACHED_ROWS, since).await?;
+            cache.put(&key, &rows, ttl).await;
+            Ok(rows)
+        })
         .await
         .map_err(db_unavailable)?;
-    state.cache.put(&name, &rows, state.settings.feed_ttl).await;
     Ok(Rows {
-        page: page_of(rows, limit, codec, position),
+        page: page_of(rows.to_vec(), limit, codec, position),
         cached: false,
     })
 }
@@ -146,7 +209,7 @@ pub async fn mine(state: &AppState, member: i64, query: &PageQuery) -> Result<Ro
 /// A popular list as computed at `as_of` (ranks change with time: later pages of one
 /// listing use the same clock).
 #[derive(Serialize, Deserialize)]
-struct RankedPage {
+pub struct RankedPage {
     as_of: DateTime<Utc>,
     rows: Vec<FeedRow>,
 }
@@ -174,7 +237,7 @@ pub async fn popular(
             cached: false,
         });
     }
-    let name = popular_cache_name(window);
+    let name = popular_name(window);
     let cacheable = limit <= DEFAULT_LIMIT;
     if cacheable && let Some(ranked) = state.cache.get::<RankedPage>(&name).await {
         return Ok(Rows {
@@ -182,22 +245,34 @@ pub async fn popular(
             cached: true,
         });
     }
-    // Microsecond precision: what the cursor can carry.
-    let now = Utc::now();
-    let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
-    let rows = store::popular(&state.db, as_of, as_of - span, None, fetch)
-        .await
-        .map_err(db_unavailable)?;
-    let ranked = RankedPage { as_of, rows };
-    if cacheable {
-        state
-            .cache
-            .put(&name, &ranked, state.settings.hot_ttl)
-            .await;
+    let (db, cache, ttl, key) = (
+        state.db.clone(),
+        state.cache.clone(),
+        state.settings.hot_ttl,
+        name.clone(),
+    );
+    let fill = async move {
+        // Microsecond precision: what the cursor can carry.
+        let now = Utc::now();
+        let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+        let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+        let rows = store::popular(&db, as_of, as_of - span, None, fetch).await?;
+        let ranked = RankedPage { as_of, rows };
+        if cacheable {
+            cache.put(&key, &ranked, ttl).await;
+        }
+        Ok(ranked)
+    };
+    let ranked = if cacheable {
+        state.fills.popular.run(&name, fill).await
+    } else {
+        fill.await
+            .map(std::sync::Arc::new)
+            .map_err(std::sync::Arc::new)
     }
+    .map_err(db_unavailable)?;
     Ok(Rows {
-        page: page_of(ranked.rows, limit, codec, position(as_of)),
+        page: page_of(ranked.rows.clone(), limit, codec, position(ranked.as_of)),
         cached: false,
     })
 }
@@ -221,7 +296,7 @@ pub async fn most_commented(
             cached: false,
         });
     }
-    let name = commented_cache_name(window);
+    let name = commented_name(window);
     let cacheable = limit <= DEFAULT_LIMIT;
     if cacheable && let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
         return Ok(Rows {
@@ -229,15 +304,30 @@ pub async fn most_commented(
             cached: true,
         });
     }
-    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
-    let rows = store::most_commented(&state.db, since, None, fetch)
-        .await
-        .map_err(db_unavailable)?;
-    if cacheable {
-        state.cache.put(&name, &rows, state.settings.hot_ttl).await;
+    let (db, cache, ttl, key) = (
+        state.db.clone(),
+        state.cache.clone(),
+        state.settings.hot_ttl,
+        name.clone(),
+    );
+    let fill = async move {
+        let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+        let rows = store::most_commented(&db, since, None, fetch).await?;
+        if cacheable {
+            cache.put(&key, &rows, ttl).await;
+        }
+        Ok(rows)
+    };
+    let rows = if cacheable {
+        state.fills.most_commented.run(&name, fill).await
+    } else {
+        fill.await
+            .map(std::sync::Arc::new)
+            .map_err(std::sync::Arc::new)
     }
+    .map_err(db_unavailable)?;
     Ok(Rows {
-        page: page_of(rows, limit, codec, position),
+        page: page_of(rows.to_vec(), limit, codec, position),
         cached: false,
     })
 }

@@ -53,6 +53,26 @@ pub async fn backfill(config: Config) -> anyhow::Result<backfill::Report> {
     backfill::run(&db, &content, &member).await
 }
 
+/// Hourly inbox retention (every replica may run it: each run is one idempotent step).
+async fn prune_inboxes(
+    db: sea_orm::DatabaseConnection,
+    keep: std::time::Duration,
+    shutdown: tokio_util::sync::CancellationToken,
+) {
+    let keep = chrono::Duration::from_std(keep).unwrap_or(chrono::Duration::days(30));
+    let mut every = tokio::time::interval(std::time::Duration::from_secs(3600));
+    loop {
+        tokio::select! {
+            _ = shutdown.cancelled() => return,
+            _ = every.tick() => match store::prune_inbox(&db, keep).await {
+                Ok(Some(deleted)) => tracing::info!(deleted, "inbox pruned"),
+                Ok(None) => {}
+                Err(err) => tracing::warn!(error = %err, "inbox prune failed; next hour"),
+            },
+        }
+    }
+}
+
 /// Connects (lazily) to the service's dependencies, starts the consumer and serves.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     let db = connect_lazy(&config.database)?;
@@ -60,12 +80,17 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         apply_migrations::<Migrator>(&db).await?;
     }
     let redis = pool(&config.redis)?;
-    let cache = Cache::new(redis.clone(), &config.redis.key_prefix);
+    let cache = Cache::new(
+        redis.clone(),
+        &config.redis.key_prefix,
+        config.cache.local_ttl,
+        config.cache.local_entries,
+    );
     let member = ResilientClient::new("member", config.member_url.clone(), config.member_client)?;
     let verifier = web::Data::new(Verifier::over_http(
         config.auth.clone(),
         redis.clone(),
-        &config.redis.key_prefix,
+        &config.redis,
     )?);
     let runner = ConsumerRunner::new(
         &config.events,
@@ -82,15 +107,22 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         cache,
         cursor: config.cursor.clone(),
         settings: config.cache.clone(),
+        fills: Default::default(),
+        inbox: Default::default(),
     });
     let readiness = Readiness::default()
-        .with(PostgresProbe(db))
+        .with(PostgresProbe(db.clone()))
         .with(RedisProbe(redis))
         .with(KafkaProbe::new(&config.events.kafka)?);
     let builder = ServiceBuilder::new(SERVICE, config.http).readiness(readiness);
     let shutdown = builder.shutdown_token();
     let service = builder
         .openapi(routes::openapi())
+        .spawn(prune_inboxes(
+            db.clone(),
+            config.cache.inbox_keep,
+            shutdown.clone(),
+        ))
         .spawn(runner.run(shutdown))
         .start(move |cfg| {
             cfg.app_data(state.clone()).app_data(verifier.clone());

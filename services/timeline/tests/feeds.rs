@@ -272,7 +272,7 @@ async fn replays_change_nothing_and_backfill_rebuilds_the_same_state() {
     let config = timeline::Config::from_env(stack.timeline_env.vars()).unwrap();
     let db = service_runtime::postgres::connect_lazy(&config.database).unwrap();
     let built = eventually("the event-built state", 30, || async {
-        let (posts, follows) = timeline::store::snapshot(&db).await.unwrap();
+        let (posts, follows, inbox) = timeline::store::snapshot(&db).await.unwrap();
         let done = posts.len() == 2
             && posts
                 .iter()
@@ -280,8 +280,10 @@ async fn replays_change_nothing_and_backfill_rebuilds_the_same_state() {
             && posts
                 .iter()
                 .any(|p| p.title.as_deref() == Some("one, edited"))
-            && follows.len() == 1;
-        done.then_some((posts, follows))
+            && follows.len() == 1
+            // The reader's inbox: alice's two live posts (the deleted one left it).
+            && inbox.len() == 2;
+        done.then_some((posts, follows, inbox))
     })
     .await;
 
