@@ -51,11 +51,14 @@ deny contains msg if {
 	msg := sprintf("%s: terminationGracePeriodSeconds %v must exceed preStop + drain (%v s)", [name(d), grace, need])
 }
 
-env_values(c, key) := [cm.data[key] |
+# (object.get, not `cm.data[key]`: regopy took that, in a comprehension, for every value of
+# the ConfigMap, so the last entry of the data won whatever its name.)
+env_values(c, key) := [value |
 	some ref in c.envFrom
 	some cm in objs("ConfigMap")
 	cm.metadata.name == ref.configMapRef.name
-	cm.data[key]
+	value := object.get(cm.data, key, null)
+	value != null
 ]
 
 drain_seconds(c) := to_number(v) if {
@@ -165,7 +168,8 @@ deny contains msg if {
 	some s in objs("Service")
 	some p in s.spec.ports
 	p.name != "http"
-	msg := sprintf("%s: port %v must be named http (Istio protocol selection)", [name(s), p.port])
+	not startswith(p.name, "http-")
+	msg := sprintf("%s: port %v must be named http or http-<suffix> (Istio protocol selection)", [name(s), p.port])
 }
 
 # --- HorizontalPodAutoscalers ------------------------------------------------------------

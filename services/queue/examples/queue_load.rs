@@ -8,6 +8,8 @@
 //!   one connection each), holds them for HOLD_SECS, samples the gateway's RSS and CPU, then
 //!   frees one slot at a time (`DELETE /allowed-in-token` by an admitted member) and times
 //!   how long until the admitted event reaches the head waiter's stream. Prints Markdown.
+//!   Streams go to `STREAM_URL` when set (the lean listener, `QUEUE_STREAM_PORT`), else to
+//!   GATEWAY.
 #![allow(clippy::unwrap_used)]
 
 use std::sync::Arc;
@@ -196,6 +198,7 @@ async fn sse(gateway: &str, admitted_path: &str, waiters_path: &str, pid: u32, h
     let (connected_tx, mut connected_rx) = mpsc::unbounded_channel();
     let (admitted_tx, mut admitted_rx) = mpsc::unbounded_channel();
     let events = Arc::new(std::sync::atomic::AtomicU64::new(0));
+    let stream_base = std::env::var("STREAM_URL").unwrap_or_else(|_| gateway.to_owned());
     let started = Instant::now();
     let gate = Arc::new(Semaphore::new(256));
     for token in &waiter_tokens {
@@ -203,7 +206,7 @@ async fn sse(gateway: &str, admitted_path: &str, waiters_path: &str, pid: u32, h
         let permit = gate.clone().acquire_owned().await.unwrap();
         tokio::spawn(waiter(
             streams.clone(),
-            format!("{gateway}/api/v1/queue/stream"),
+            format!("{stream_base}/api/v1/queue/stream"),
             token.clone(),
             connected_tx.clone(),
             admitted_tx.clone(),

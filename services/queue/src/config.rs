@@ -8,7 +8,7 @@ use std::collections::HashMap;
 
 use auth::AuthSettings;
 use resilience::{BreakerSettings, ClientSettings, Tier};
-use service_runtime::config::{parse_or, ranged_or, string_or};
+use service_runtime::config::{parse_optional, parse_or, ranged_or, string_or};
 use service_runtime::redis::RedisSettings;
 use service_runtime::{ConfigError, EnvSource, HttpSettings, ServiceName};
 
@@ -68,6 +68,9 @@ pub struct WaitingRoomSettings {
     pub position_interval: Duration,
     /// `QUEUE_SSE_HEARTBEAT_INTERVAL_MS` (default 30000).
     pub heartbeat_interval: Duration,
+    /// `QUEUE_STREAM_PORT` (default unset: off; `0` picks a free port): a lean listener
+    /// serving `GET /api/v1/queue/stream` alone, for many long-held streams per replica.
+    pub stream_port: Option<u16>,
     /// `QUEUE_ABANDON_AFTER_SECONDS` (default 60): a waiting member with neither an SSE
     /// stream nor a status poll for this long is dropped.
     pub abandon_after: Duration,
@@ -223,6 +226,7 @@ impl WaitingRoomSettings {
             scheduler_interval: millis_or(env, "QUEUE_SCHEDULER_INTERVAL_MS", 1000, 10)?,
             position_interval,
             heartbeat_interval: millis_or(env, "QUEUE_SSE_HEARTBEAT_INTERVAL_MS", 30_000, 10)?,
+            stream_port: parse_optional(env, "QUEUE_STREAM_PORT")?,
             abandon_after,
             rate_window: seconds_in(env, "QUEUE_RATE_WINDOW_SECONDS", 300, 1)?,
             admission_token_ttl: seconds_in(env, "QUEUE_ADMISSION_TOKEN_TTL_SECONDS", 60, 1)?,

@@ -10,6 +10,7 @@ pub mod hub;
 mod routes;
 pub mod scheduler;
 pub mod store;
+pub mod stream_listener;
 
 use std::time::Duration;
 
@@ -43,6 +44,13 @@ fn downstream_client(pool_idle_per_host: usize) -> anyhow::Result<reqwest::Clien
 
 /// Connects (lazily) to the service's dependencies and starts serving.
 pub async fn start(config: Config) -> anyhow::Result<RunningService> {
+    Ok(start_listeners(config).await?.0)
+}
+
+/// [`start`], also telling where the lean stream listener (`QUEUE_STREAM_PORT`) listens.
+pub async fn start_listeners(
+    config: Config,
+) -> anyhow::Result<(RunningService, Option<std::net::SocketAddr>)> {
     let redis = pool(&config.redis)?;
     let prefix = config.redis.key_prefix.clone();
     let room_config = &config.room;
@@ -68,7 +76,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         room_config.position_interval,
         room_config.heartbeat_interval,
     );
-    let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &prefix)?;
+    let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis)?;
     let pool_idle_per_host = config.gateway.pool_idle_per_host;
     let gateway = web::Data::new(Gateway {
         client: downstream_client(pool_idle_per_host)?,
@@ -80,12 +88,25 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         room: room.clone(),
     });
     let readiness = Readiness::default().with(RedisProbe(redis));
+    let host = config.http.host;
     let builder = ServiceBuilder::new(SERVICE, config.http).readiness(readiness);
     let shutdown = builder.shutdown_token();
     let scheduler_interval = room_config.scheduler_interval;
     let room_data = web::Data::new(room.clone());
     let hub_data = web::Data::new(hub.clone());
     let signer_data = web::Data::new(signer);
+    let mut stream_addr = None;
+    let mut builder = builder;
+    if let Some(port) = room_config.stream_port {
+        let listener = tokio::net::TcpListener::bind((host, port)).await?;
+        stream_addr = Some(listener.local_addr()?);
+        builder = builder.spawn(stream_listener::serve(
+            listener,
+            gateway.clone(),
+            hub.clone(),
+            shutdown.clone(),
+        ));
+    }
     let service = builder
         .openapi(routes::openapi())
         .spawn(
@@ -106,5 +127,5 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             routes::configure(cfg);
         })
         .await?;
-    Ok(service)
+    Ok((service, stream_addr))
 }

@@ -428,13 +428,35 @@ async fn abandoned_waiters_are_dropped_but_streaming_ones_stay() {
 
 #[tokio::test]
 async fn sse_sends_position_at_once_then_on_its_interval_with_heartbeats_and_pushes_admission() {
+    stream_events(false).await;
+}
+
+#[tokio::test]
+async fn the_lean_stream_port_sends_the_same_events() {
+    stream_events(true).await;
+}
+
+/// Start a gateway (with the lean stream listener on a free port); the stream's base URL.
+async fn gateway_with_streams(
+    env: test_harness::TestEnv,
+) -> (service_runtime::RunningService, String) {
+    let env = env.set("QUEUE_STREAM_PORT", "0");
+    let (gw, addr) = queue::start_listeners(queue::Config::from_env(env.vars()).unwrap())
+        .await
+        .unwrap();
+    (gw, format!("http://{}", addr.unwrap()))
+}
+
+async fn stream_events(lean: bool) {
     let member = Member::start().await;
-    let gw = gateway(&member.gateway_env().set("ALLOWED_IN_MAX_CAPACITY", "1")).await;
+    let (gw, stream_base) =
+        gateway_with_streams(member.gateway_env().set("ALLOWED_IN_MAX_CAPACITY", "1")).await;
     let base = gw.base_url();
+    let stream_base = if lean { stream_base } else { base.clone() };
     let (one, two) = (member.token(1).await, member.token(2).await);
     lineup(&base, &one).await;
     lineup(&base, &two).await;
-    let mut sse = Sse::open(&base, &two).await;
+    let mut sse = Sse::open(&stream_base, &two).await;
     let first = sse
         .next(Duration::from_millis(150))
         .await
@@ -485,6 +507,84 @@ async fn sse_sends_position_at_once_then_on_its_interval_with_heartbeats_and_pus
         sse.next(Duration::from_secs(1)).await.is_none(),
         "the stream ends after admission"
     );
+    gw.stop().await;
+    member.stop().await;
+}
+
+/// A raw request to the lean listener: its status code and JSON error code.
+async fn raw(stream_base: &str, request: &[u8]) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let addr = stream_base.trim_start_matches("http://");
+    let mut socket = tokio::net::TcpStream::connect(addr).await.unwrap();
+    socket.write_all(request).await.unwrap();
+    let mut answer = Vec::new();
+    tokio::time::timeout(Duration::from_secs(5), socket.read_to_end(&mut answer))
+        .await
+        .expect("the listener closes after an error")
+        .unwrap();
+    let answer = String::from_utf8(answer).unwrap();
+    let status = answer[9..12].parse().unwrap();
+    let body: serde_json::Value =
+        serde_json::from_str(answer.split("\r\n\r\n").nth(1).unwrap()).unwrap();
+    (status, body["code"].as_str().unwrap().to_owned())
+}
+
+#[tokio::test]
+async fn the_lean_stream_port_refuses_what_the_edge_refuses_with_json() {
+    let member = Member::start().await;
+    let (gw, stream_base) = gateway_with_streams(member.gateway_env()).await;
+    let token = member.token(8).await;
+    let get = |auth: &str| {
+        format!("GET /api/v1/queue/stream HTTP/1.1\r\nHost: x\r\n{auth}\r\n").into_bytes()
+    };
+    assert_eq!(
+        raw(&stream_base, &get("")).await,
+        (401, "unauthorized".into())
+    );
+    assert_eq!(
+        raw(&stream_base, &get("Authorization: Bearer not.a.jwt\r\n")).await,
+        (401, "invalid_token".into())
+    );
+    let bearer = format!("Authorization: Bearer {token}\r\n");
+    assert_eq!(
+        raw(&stream_base, &get(&bearer)).await,
+        (404, "not_in_queue".into()),
+        "line up first"
+    );
+    assert_eq!(
+        raw(
+            &stream_base,
+            format!("GET /api/v1/posts HTTP/1.1\r\n{bearer}\r\n").as_bytes()
+        )
+        .await,
+        (404, "not_found".into())
+    );
+    assert_eq!(
+        raw(
+            &stream_base,
+            format!("POST /api/v1/queue/stream HTTP/1.1\r\n{bearer}\r\n").as_bytes()
+        )
+        .await,
+        (405, "method_not_allowed".into())
+    );
+    assert_eq!(
+        raw(&stream_base, b"\x00\x01 garbage\r\n\r\n").await,
+        (400, "bad_request".into())
+    );
+    let huge = format!(
+        "GET /api/v1/queue/stream HTTP/1.1\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(20_000)
+    );
+    assert_eq!(
+        raw(&stream_base, huge.as_bytes()).await.0,
+        431,
+        "an oversized head is refused, not buffered"
+    );
+    // Once lined up, the same request streams; a spoofed identity header changes nothing.
+    lineup(&gw.base_url(), &token).await;
+    let mut sse = Sse::open(&stream_base, &token).await;
+    let first = sse.next(Duration::from_secs(2)).await.expect("an event");
+    assert_eq!(first.data["status"], "ADMITTED");
     gw.stop().await;
     member.stop().await;
 }

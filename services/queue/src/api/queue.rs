@@ -193,34 +193,25 @@ pub async fn leave_waiting(
     leave(req, room, Leave::Waiting).await
 }
 
-struct StreamState {
-    pending: VecDeque<Frame>,
-    rx: tokio::sync::mpsc::Receiver<Frame>,
-    _subscription: Subscription,
-    done: bool,
+/// A stream that has its first frames: what both listeners (this handler and the lean
+/// [`crate::stream_listener`]) write out.
+pub struct OpenStream {
+    /// `retry` and the current standing, before anything from the hub.
+    pub first: VecDeque<Frame>,
+    pub rx: tokio::sync::mpsc::Receiver<Frame>,
+    /// Unregisters the stream from the hub when dropped (the client went away).
+    pub subscription: Subscription,
 }
 
-/// Server-sent events for a member who lined up: `position` at once and every
-/// `QUEUE_SSE_POSITION_INTERVAL_MS`, `heartbeat` every `QUEUE_SSE_HEARTBEAT_INTERVAL_MS`,
-/// and `admitted` (with the admission token) the moment it happens on any replica, after
-/// which the stream ends. Formats in docs/queue.md.
-#[utoipa::path(get, path = "/api/v1/queue/stream", tag = "queue",
-    security(("bearer" = [])),
-    responses(
-        (status = 200, description = "An event stream", content_type = "text/event-stream"),
-        (status = 404, description = "Not in the queue: line up first", body = contracts::ErrorBody)))]
-pub async fn stream(
-    req: HttpRequest,
-    room: web::Data<WaitingRoom>,
-    hub: web::Data<Hub>,
-) -> Result<HttpResponse, actix_web::Error> {
-    let caller = edge::caller(&req)?;
+/// Registers a stream for `member` and reads where they stand: 404 when not in the queue.
+pub async fn open_stream(
+    room: &WaitingRoom,
+    hub: &Hub,
+    member: i64,
+) -> Result<OpenStream, QueueError> {
     // Subscribe before looking, so an admission between the two cannot be missed.
-    let (subscription, rx) = hub.subscribe(caller.member_id);
-    let standings = room
-        .standings(&[caller.member_id])
-        .await
-        .map_err(QueueError::Store)?;
+    let (subscription, rx) = hub.subscribe(member);
+    let standings = room.standings(&[member]).await.map_err(QueueError::Store)?;
     let first = match standings
         .members
         .first()
@@ -232,25 +223,47 @@ pub async fn stream(
             standings.waiting_total,
             standings.admitted_in_window,
         ),
-        Standing::Admitted => hub
-            .admitted_frame(caller.member_id)
-            .map_err(QueueError::Store)?,
-        Standing::Absent => return Err(QueueError::NotInQueue.into()),
+        Standing::Admitted => hub.admitted_frame(member).map_err(QueueError::Store)?,
+        Standing::Absent => return Err(QueueError::NotInQueue),
     };
     metrics::counter!("queue_sse_streams_total").increment(1);
-    let state = StreamState {
-        pending: VecDeque::from([Hub::retry_frame(), first]),
+    Ok(OpenStream {
+        first: VecDeque::from([Hub::retry_frame(), first]),
         rx,
-        _subscription: subscription,
-        done: false,
-    };
+        subscription,
+    })
+}
+
+struct StreamState {
+    open: OpenStream,
+    done: bool,
+}
+
+/// Server-sent events for a member who lined up: `position` at once and every
+/// `QUEUE_SSE_POSITION_INTERVAL_MS`, `heartbeat` every `QUEUE_SSE_HEARTBEAT_INTERVAL_MS`,
+/// and `admitted` (with the admission token) the moment it happens on any replica, after
+/// which the stream ends. Formats in docs/queue.md. `QUEUE_STREAM_PORT` serves the same
+/// stream from a lean listener (far less memory per connection).
+#[utoipa::path(get, path = "/api/v1/queue/stream", tag = "queue",
+    security(("bearer" = [])),
+    responses(
+        (status = 200, description = "An event stream", content_type = "text/event-stream"),
+        (status = 404, description = "Not in the queue: line up first", body = contracts::ErrorBody)))]
+pub async fn stream(
+    req: HttpRequest,
+    room: web::Data<WaitingRoom>,
+    hub: web::Data<Hub>,
+) -> Result<HttpResponse, actix_web::Error> {
+    let caller = edge::caller(&req)?;
+    let open = open_stream(&room, &hub, caller.member_id).await?;
+    let state = StreamState { open, done: false };
     let body = futures_util::stream::unfold(state, |mut st| async move {
         if st.done {
             return None;
         }
-        let frame = match st.pending.pop_front() {
+        let frame = match st.open.first.pop_front() {
             Some(frame) => frame,
-            None => st.rx.recv().await?,
+            None => st.open.rx.recv().await?,
         };
         st.done = frame.last;
         Some((Ok::<_, Infallible>(frame.bytes), st))

@@ -15,7 +15,7 @@ use std::net::IpAddr;
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
 use actix_web::http::StatusCode;
-use actix_web::http::header::{HeaderName, HeaderValue};
+use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use auth::{AuthError, Authenticated};
@@ -43,9 +43,21 @@ pub struct Caller {
 /// The client's address: the peer, or with `GATEWAY_TRUST_FORWARDED_FOR` the last
 /// `X-Forwarded-For` entry (the one the trusted proxy in front appended).
 pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
+    client_ip_of(
+        req.headers(),
+        req.peer_addr().map(|a| a.ip()),
+        trust_forwarded_for,
+    )
+}
+
+/// [`client_ip`] from a request's parts.
+pub fn client_ip_of(
+    headers: &HeaderMap,
+    peer: Option<IpAddr>,
+    trust_forwarded_for: bool,
+) -> Option<IpAddr> {
     if trust_forwarded_for
-        && let Some(ip) = req
-            .headers()
+        && let Some(ip) = headers
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
@@ -54,15 +66,16 @@ pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Opt
     {
         return Some(ip);
     }
-    req.peer_addr().map(|a| a.ip())
+    peer
 }
 
-async fn authenticate(
+/// The caller a request's token names: `None` on a public path without a (good) token.
+pub async fn authenticate(
     gw: &Gateway,
-    req: &ServiceRequest,
+    headers: &HeaderMap,
     public: bool,
 ) -> Result<Option<Authenticated>, HttpError> {
-    let token = match auth::bearer_token(req.headers()) {
+    let token = match auth::bearer_token(headers) {
         Ok(token) => token,
         Err(_) if public => return Ok(None),
         Err(err) => return Err(err.into()),
@@ -97,20 +110,22 @@ fn reason(err: &AuthError) -> &'static str {
     }
 }
 
-/// The rate-limit verdict for this request, or `None` when no rule applies or Redis is down
-/// (rate limiting fails open: an outage of the limiter must not take the API down).
-async fn rate_limit(
+/// The rate-limit verdict for a request (`client_ip` for rules keyed by address), or `None`
+/// when no rule applies or Redis is down (rate limiting fails open: an outage of the
+/// limiter must not take the API down).
+pub async fn rate_limit(
     gw: &Gateway,
-    req: &ServiceRequest,
+    method: &str,
+    path: &str,
+    client_ip: Option<IpAddr>,
     caller: Option<Caller>,
 ) -> Result<Option<(u32, u32)>, HttpError> {
-    let Some(rule) = LimitRule::find(&gw.settings.rate_limits, req.method().as_str(), req.path())
-    else {
+    let Some(rule) = LimitRule::find(&gw.settings.rate_limits, method, path) else {
         return Ok(None);
     };
     let subject = match (rule.key, caller) {
         (LimitKey::Member, Some(c)) => format!("m{}", c.member_id),
-        _ => match client_ip(req.request(), gw.settings.trust_forwarded_for) {
+        _ => match client_ip {
             Some(ip) => format!("ip{ip}"),
             None => "ip-unknown".to_owned(),
         },
@@ -164,7 +179,7 @@ pub async fn guard(
     headers.remove(USER_TYPE);
 
     let public = any_matches(&gw.settings.public_paths, req.method().as_str(), req.path());
-    let member = authenticate(&gw, &req, public).await?;
+    let member = authenticate(&gw, req.headers(), public).await?;
     let caller = member.as_ref().map(|m| Caller {
         member_id: m.member_id,
         role: m.role,
@@ -184,7 +199,8 @@ pub async fn guard(
         tracing::Span::current().record("member.id", c.member_id);
     }
 
-    let limit = rate_limit(&gw, &req, caller).await?;
+    let ip = client_ip(req.request(), gw.settings.trust_forwarded_for);
+    let limit = rate_limit(&gw, req.method().as_str(), req.path(), ip, caller).await?;
 
     if any_matches(&gw.protected_routes, req.method().as_str(), req.path()) {
         let Some(c) = caller else {

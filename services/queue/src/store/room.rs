@@ -6,6 +6,7 @@ use std::time::Duration;
 
 use deadpool_redis::Pool;
 use redis::Script;
+use service_runtime::redis::SharedConnection;
 
 use crate::store::keys;
 
@@ -87,7 +88,7 @@ pub struct Tick {
 /// The waiting room's store. Cheap to clone.
 #[derive(Clone)]
 pub struct WaitingRoom {
-    pool: Pool,
+    redis: SharedConnection,
     keys: [String; 7],
     channel: String,
     settings: RoomSettings,
@@ -113,7 +114,7 @@ fn count(n: i64) -> u64 {
 impl WaitingRoom {
     pub fn new(pool: Pool, prefix: &str, settings: RoomSettings) -> Self {
         Self {
-            pool,
+            redis: SharedConnection::new(pool),
             keys: [
                 keys::wait(prefix),
                 keys::counter(prefix),
@@ -150,8 +151,15 @@ impl WaitingRoom {
         invocation
     }
 
-    async fn conn(&self) -> anyhow::Result<deadpool_redis::Connection> {
-        Ok(self.pool.get().await?)
+    /// The process's shared multiplexed connection (no checkout round trip per call).
+    async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        Ok(self.redis.get().await?)
+    }
+
+    /// A failed command's error, after telling the shared connection about it.
+    fn broken(&self, err: redis::RedisError) -> anyhow::Error {
+        self.redis.failed(&err);
+        err.into()
     }
 
     pub async fn lineup(&self, member: i64) -> anyhow::Result<Lineup> {
@@ -162,8 +170,9 @@ impl WaitingRoom {
             .arg(self.settings.capacity)
             .arg(&self.channel)
             .arg(millis(self.settings.rate_window))
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(match state.as_str() {
             "admitted" => Lineup::Admitted { already: flag == 1 },
             _ => Lineup::Waiting {
@@ -192,7 +201,10 @@ impl WaitingRoom {
             for m in chunk {
                 invocation.arg(m);
             }
-            let raw: Vec<i64> = invocation.invoke_async(&mut *conn).await?;
+            let raw: Vec<i64> = invocation
+                .invoke_async(&mut conn)
+                .await
+                .map_err(|e| self.broken(e))?;
             let (head, rest) = raw.split_at(raw.len().min(2));
             if let [total, recent] = head {
                 out.waiting_total = count(*total);
@@ -216,8 +228,9 @@ impl WaitingRoom {
             .arg(self.settings.capacity)
             .arg(&self.channel)
             .arg(millis(self.settings.rate_window))
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(Left {
             allowed: allowed == 1,
             waiting: waiting == 1,
@@ -231,8 +244,9 @@ impl WaitingRoom {
         let admitted: i64 = self
             .invocation(&self.touch)
             .arg(member)
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(admitted == 1)
     }
 
@@ -248,8 +262,9 @@ impl WaitingRoom {
             .arg(millis(self.settings.abandon_after))
             .arg(&self.channel)
             .arg(millis(self.settings.rate_window))
-            .invoke_async(&mut *conn)
-            .await?;
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
         Ok(match raw.as_slice() {
             [1, expired, abandoned, admitted, waiting, allowed] => Some(Tick {
                 expired: count(*expired),
