@@ -33,10 +33,12 @@ pub struct AuthSettings {
     /// instead of answering 503. A revoked token then works until Redis is back or the
     /// token expires (≤ 15 min) — a trade a read-only feed can make, a write path must not.
     pub blacklist_fail_open: bool,
-    /// `AUTH_VERIFIED_CACHE_ENTRIES` (default 16 384; 0 turns it off): how many tokens whose
-    /// signature and claims were checked are remembered, so a client's next request skips the
-    /// EdDSA verification (~64 µs). A remembered token is still refused once it expires or its
-    /// key leaves the key set, and the blacklist is still asked every time.
+    /// `AUTH_VERIFIED_CACHE_ENTRIES` (default 65 536; 0 turns it off): how many tokens whose
+    /// signature and claims were checked are remembered (by SHA-256, ~200 bytes each), so a
+    /// client's next request skips the EdDSA verification (~64 µs). A remembered token is
+    /// still refused once it expires or its key leaves the key set, and the blacklist is still
+    /// asked every time. Size it to the tokens active within their lifetime: a cache smaller
+    /// than the rotation of active clients misses nearly every time.
     pub verified_cache_entries: usize,
     /// `AUTH_BLACKLIST_MIRROR` (default true): keep a local copy of the blacklist, in sync
     /// over Redis pub/sub, instead of asking Redis on every request (see `blacklist`).
@@ -55,7 +57,7 @@ impl AuthSettings {
             min_refetch: seconds_or(env, "JWKS_MIN_REFETCH_SECONDS", 10, 0)?,
             leeway: parse_or(env, "JWT_LEEWAY_SECONDS", 0)?,
             blacklist_fail_open: parse_or(env, "AUTH_BLACKLIST_FAIL_OPEN", false)?,
-            verified_cache_entries: parse_or(env, "AUTH_VERIFIED_CACHE_ENTRIES", 16_384)?,
+            verified_cache_entries: parse_or(env, "AUTH_VERIFIED_CACHE_ENTRIES", 65_536)?,
             blacklist_mirror: parse_or(env, "AUTH_BLACKLIST_MIRROR", true)?,
         })
     }
@@ -85,6 +87,12 @@ pub enum AuthError {
     Revoked,
     #[error("cannot verify tokens right now: {0}")]
     Unavailable(String),
+}
+
+/// The remembered-token key: a digest, so the cache holds 32 bytes per token, not the token.
+fn token_digest(token: &str) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(token.as_bytes()).into()
 }
 
 fn now_seconds() -> i64 {
@@ -164,8 +172,8 @@ struct Inner {
     fetching: Mutex<Option<Instant>>,
     validation: Validation,
     blacklist: Option<Blacklist>,
-    /// Token → what its signature established; `None` when turned off.
-    verified: Option<quick_cache::sync::Cache<String, Arc<Verified>>>,
+    /// SHA-256 of the token → what its signature established; `None` when turned off.
+    verified: Option<quick_cache::sync::Cache<[u8; 32], Arc<Verified>>>,
 }
 
 impl Verifier {
@@ -242,7 +250,7 @@ impl Verifier {
 
     fn remembered(&self, token: &str) -> Option<Arc<Verified>> {
         let cache = self.inner.verified.as_ref()?;
-        let hit = cache.get(token);
+        let hit = cache.get(&token_digest(token));
         metrics::counter!("auth_verified_cache_total", "outcome" => if hit.is_some() { "hit" } else { "miss" })
             .increment(1);
         hit
@@ -288,7 +296,7 @@ impl Verifier {
             kid,
         });
         if let Some(cache) = &self.inner.verified {
-            cache.insert(token.to_owned(), Arc::clone(&verified));
+            cache.insert(token_digest(token), Arc::clone(&verified));
         }
         Ok(verified)
     }
