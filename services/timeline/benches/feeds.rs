@@ -199,6 +199,30 @@ async fn load_data(db: &sea_orm::DatabaseConnection) {
     );
 }
 
+/// The cursor of each of the first `readers` readers' second follow-feed page.
+async fn second_page_cursors(
+    base: &str,
+    tokens: &[String],
+    readers: usize,
+) -> std::collections::HashMap<usize, String> {
+    let mut cursors = std::collections::HashMap::new();
+    for (n, token) in tokens.iter().enumerate().take(readers) {
+        let res: serde_json::Value = reqwest::Client::new()
+            .get(format!("{base}/api/v1/timeline/following"))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        if let Some(c) = res["next_cursor"].as_str() {
+            cursors.insert(n, c.to_owned());
+        }
+    }
+    cursors
+}
+
 fn row(name: &str, o: &Outcome, ceiling: Option<f64>) {
     let ratio = ceiling.map_or(String::from("—"), |c| {
         format!("{:.0} %", 100.0 * o.rps / c)
@@ -329,22 +353,7 @@ async fn main() {
 
         // Follow feed, uncached: second pages are never cached (same query shape as a miss).
         let (b, t) = (base.clone(), tokens.clone());
-        let cursor_of = Arc::new(std::sync::Mutex::new(std::collections::HashMap::new()));
-        for n in 0..200_usize {
-            let res: serde_json::Value = reqwest::Client::new()
-                .get(format!("{b}/api/v1/timeline/following"))
-                .bearer_auth(&t[n])
-                .send()
-                .await
-                .unwrap()
-                .json()
-                .await
-                .unwrap();
-            if let Some(c) = res["next_cursor"].as_str() {
-                cursor_of.lock().unwrap().insert(n, c.to_owned());
-            }
-        }
-        let cursors = Arc::new(cursor_of.lock().unwrap().clone());
+        let cursors = Arc::new(second_page_cursors(&b, &t, 200).await);
         let second_pages: Pick = Arc::new(move |i: u64| {
             let n = (i % 200) as usize;
             let c = cursors.get(&n).cloned().unwrap_or_default();
@@ -388,22 +397,7 @@ async fn main() {
         .filter_map(|c| c.trim().parse().ok())
         .collect();
     let think = Duration::from_millis(var("BENCH_THINK_MS", 1000));
-    let mut cursors = std::collections::HashMap::new();
-    for n in 0..1000_usize {
-        let res: serde_json::Value = reqwest::Client::new()
-            .get(format!("{base}/api/v1/timeline/following"))
-            .bearer_auth(&tokens[n])
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(c) = res["next_cursor"].as_str() {
-            cursors.insert(n, c.to_owned());
-        }
-    }
-    let cursors = Arc::new(cursors);
+    let cursors = Arc::new(second_page_cursors(&base, &tokens, 1000).await);
     for &users in &virtual_users {
         // Warm what an uncached page still reads from caches (author profiles), as the
         // cached scenario does: the page itself is never cached.

@@ -207,6 +207,24 @@ impl<T: Send + Sync + 'static> SingleFlight<T> {
             .unwrap_or_else(std::sync::PoisonError::into_inner)
     }
 
+    /// [`Self::run`] when `shared`; otherwise `fill` alone (a page that is not cached is not
+    /// shared either).
+    pub async fn run_if<F>(
+        &self,
+        shared: bool,
+        name: &str,
+        fill: F,
+    ) -> Result<Arc<T>, Arc<sea_orm::DbErr>>
+    where
+        F: Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
+    {
+        if shared {
+            self.run(name, fill).await
+        } else {
+            fill.await.map(Arc::new).map_err(Arc::new)
+        }
+    }
+
     /// `fill`'s answer, or the answer of the fill for `name` already running.
     pub async fn run<F>(&self, name: &str, fill: F) -> Result<Arc<T>, Arc<sea_orm::DbErr>>
     where

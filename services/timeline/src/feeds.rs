@@ -263,14 +263,12 @@ pub async fn popular(
         }
         Ok(ranked)
     };
-    let ranked = if cacheable {
-        state.fills.popular.run(&name, fill).await
-    } else {
-        fill.await
-            .map(std::sync::Arc::new)
-            .map_err(std::sync::Arc::new)
-    }
-    .map_err(db_unavailable)?;
+    let ranked = state
+        .fills
+        .popular
+        .run_if(cacheable, &name, fill)
+        .await
+        .map_err(db_unavailable)?;
     Ok(Rows {
         page: page_of(ranked.rows.clone(), limit, codec, position(ranked.as_of)),
         cached: false,
@@ -318,14 +316,12 @@ pub async fn most_commented(
         }
         Ok(rows)
     };
-    let rows = if cacheable {
-        state.fills.most_commented.run(&name, fill).await
-    } else {
-        fill.await
-            .map(std::sync::Arc::new)
-            .map_err(std::sync::Arc::new)
-    }
-    .map_err(db_unavailable)?;
+    let rows = state
+        .fills
+        .most_commented
+        .run_if(cacheable, &name, fill)
+        .await
+        .map_err(db_unavailable)?;
     Ok(Rows {
         page: page_of(rows.to_vec(), limit, codec, position),
         cached: false,

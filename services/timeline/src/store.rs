@@ -62,11 +62,21 @@ pub async fn upsert_post<C: ConnectionTrait + TransactionTrait>(
     post: &PostFacts,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
+    let txn = begin_post_write(conn, post, at).await?;
+    fan_out(&txn, post.post_id).await?;
+    txn.commit().await
+}
+
+/// A transaction holding the author's lock with the post's row written.
+async fn begin_post_write<C: ConnectionTrait + TransactionTrait>(
+    conn: &C,
+    post: &PostFacts,
+    at: DateTime<Utc>,
+) -> Result<C::Transaction, DbErr> {
     let txn = conn.begin().await?;
     lock_author(&txn, post.author_id).await?;
     write_post(&txn, post, at).await?;
-    fan_out(&txn, post.post_id).await?;
-    txn.commit().await
+    Ok(txn)
 }
 
 async fn write_post<C: ConnectionTrait>(
@@ -130,9 +140,7 @@ pub async fn delete_post<C: ConnectionTrait + TransactionTrait>(
     post: &PostFacts,
     at: DateTime<Utc>,
 ) -> Result<(), DbErr> {
-    let txn = conn.begin().await?;
-    lock_author(&txn, post.author_id).await?;
-    write_post(&txn, post, at).await?;
+    let txn = begin_post_write(conn, post, at).await?;
     txn.execute_raw(sql(
         "UPDATE timeline_posts SET deleted_at = $2 WHERE post_id = $1 AND deleted_at IS NULL",
         [post.post_id.into(), at.into()],
