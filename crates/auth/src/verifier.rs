@@ -225,19 +225,20 @@ impl Verifier {
     /// Checks `token` completely: algorithm, key, signature, expiry, type, blacklist. A token
     /// checked before skips the signature (remembered), never the expiry, key or blacklist.
     pub async fn verify(&self, token: &str) -> Result<Authenticated, AuthError> {
-        let verified = match self.remembered(token) {
-            Some(verified) => verified,
+        let (verified, key) = match self.remembered(token) {
+            Some(verified) => {
+                let now = now_seconds();
+                let leeway = i64::try_from(self.inner.settings.leeway).unwrap_or(0);
+                if verified.expires_at < now - leeway {
+                    return Err(AuthError::Expired);
+                }
+                // Keys rotate: a remembered token is only as good as its key.
+                let key = self.known_key(&verified.kid).await?;
+                (verified, key)
+            }
+            // Expiry checked with the signature.
             None => self.check_signature(token).await?,
         };
-        let now = now_seconds();
-        if verified.expires_at < now - i64::try_from(self.inner.settings.leeway).unwrap_or(0) {
-            return Err(AuthError::Expired);
-        }
-        // Keys rotate: a remembered token is only as good as its key.
-        let key = self
-            .key(&verified.kid)
-            .await?
-            .ok_or_else(|| AuthError::Invalid("the access token's key is unknown".into()))?;
         self.check_blacklist(&verified.jti).await?;
         Ok(Authenticated {
             member_id: verified.member_id,
@@ -257,7 +258,7 @@ impl Verifier {
     }
 
     /// Algorithm, key, signature, claims and type; remembers the token when all hold.
-    async fn check_signature(&self, token: &str) -> Result<Arc<Verified>, AuthError> {
+    async fn check_signature(&self, token: &str) -> Result<(Arc<Verified>, Arc<Key>), AuthError> {
         let header = jsonwebtoken::decode_header(token)
             .map_err(|_| AuthError::Invalid("the access token is malformed".into()))?;
         if header.alg != Algorithm::EdDSA {
@@ -269,10 +270,7 @@ impl Verifier {
         let kid = header
             .kid
             .ok_or_else(|| AuthError::Invalid("the access token names no key (kid)".into()))?;
-        let key = self
-            .key(&kid)
-            .await?
-            .ok_or_else(|| AuthError::Invalid("the access token's key is unknown".into()))?;
+        let key = self.known_key(&kid).await?;
         let data =
             jsonwebtoken::decode::<AccessClaims>(token, &key.decoding, &self.inner.validation)
                 .map_err(|e| match e.kind() {
@@ -298,7 +296,7 @@ impl Verifier {
         if let Some(cache) = &self.inner.verified {
             cache.insert(token_digest(token), Arc::clone(&verified));
         }
-        Ok(verified)
+        Ok((verified, key))
     }
 
     async fn check_blacklist(&self, jti: &str) -> Result<(), AuthError> {
@@ -315,6 +313,13 @@ impl Verifier {
             }
         }
         Ok(())
+    }
+
+    /// The key `kid`, or the token is invalid for naming a key the issuer does not publish.
+    async fn known_key(&self, kid: &str) -> Result<Arc<Key>, AuthError> {
+        self.key(kid)
+            .await?
+            .ok_or_else(|| AuthError::Invalid("the access token's key is unknown".into()))
     }
 
     /// The key `kid`, refreshing the cache when it is stale or does not know `kid`.

@@ -147,7 +147,7 @@ impl Listener {
             member_id: member.member_id,
             role: member.role,
         };
-        let ip = edge::client_ip_of(&head.headers, Some(peer), gw.settings.trust_forwarded_for);
+        let ip = || edge::client_ip_of(&head.headers, Some(peer), gw.settings.trust_forwarded_for);
         edge::rate_limit(gw, "GET", path, ip, Some(caller)).await?;
         open_stream(&gw.room, &self.hub, caller.member_id)
             .await

@@ -110,14 +110,14 @@ fn reason(err: &AuthError) -> &'static str {
     }
 }
 
-/// The rate-limit verdict for a request (`client_ip` for rules keyed by address), or `None`
-/// when no rule applies or Redis is down (rate limiting fails open: an outage of the
-/// limiter must not take the API down).
+/// The rate-limit verdict for a request (`client_ip` is asked only for rules keyed by
+/// address), or `None` when no rule applies or Redis is down (rate limiting fails open: an
+/// outage of the limiter must not take the API down).
 pub async fn rate_limit(
     gw: &Gateway,
     method: &str,
     path: &str,
-    client_ip: Option<IpAddr>,
+    client_ip: impl FnOnce() -> Option<IpAddr>,
     caller: Option<Caller>,
 ) -> Result<Option<(u32, u32)>, HttpError> {
     let Some(rule) = LimitRule::find(&gw.settings.rate_limits, method, path) else {
@@ -125,7 +125,7 @@ pub async fn rate_limit(
     };
     let subject = match (rule.key, caller) {
         (LimitKey::Member, Some(c)) => format!("m{}", c.member_id),
-        _ => match client_ip {
+        _ => match client_ip() {
             Some(ip) => format!("ip{ip}"),
             None => "ip-unknown".to_owned(),
         },
@@ -199,7 +199,7 @@ pub async fn guard(
         tracing::Span::current().record("member.id", c.member_id);
     }
 
-    let ip = client_ip(req.request(), gw.settings.trust_forwarded_for);
+    let ip = || client_ip(req.request(), gw.settings.trust_forwarded_for);
     let limit = rate_limit(&gw, req.method().as_str(), req.path(), ip, caller).await?;
 
     if any_matches(&gw.protected_routes, req.method().as_str(), req.path()) {
