@@ -1,10 +1,16 @@
 //! Redis: `REDIS_URL`, `REDIS_POOL_SIZE`, `REDIS_KEY_PREFIX` (isolates tests and tenants
 //! sharing one Redis), a deadpool pool that connects on demand, and its probe.
 
+use std::cell::RefCell;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::thread::{self, ThreadId};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use deadpool::managed::Manager as _;
 use deadpool_redis::{Config, Pool, Runtime, Timeouts};
+use thread_local::ThreadLocal;
 
 use crate::config::{ConfigError, EnvSource, ranged_or, string_or};
 use crate::health::Probe;
@@ -50,53 +56,91 @@ pub fn pool(settings: &RedisSettings) -> anyhow::Result<Pool> {
     Ok(config.create_pool(Some(Runtime::Tokio1))?)
 }
 
-/// One multiplexed connection for a process's hot paths, shared by every task (redis-rs
-/// pipelines concurrent commands on it), taken from the pool once and replaced after it
-/// breaks. A pool checkout is not free: deadpool-redis recycles a connection with an
+/// Multiplexed connections for a process's hot paths, shared by every task (redis-rs
+/// pipelines concurrent commands on each), one per thread, replaced after one breaks.
+///
+/// Why not a pool checkout per command: deadpool-redis recycles a connection with an
 /// `UNWATCH`+`PING` round trip, so a checkout per command doubles a request's round trips.
+/// Why one per thread and not one per process: a multiplexed connection's reader and
+/// writer run as a task on the runtime that opened it, so with one per process every
+/// command from another actix worker crossed threads twice (a wake-up each way). Each
+/// worker now talks to Redis from its own thread.
+///
 /// Not for `WATCH`/`MULTI` or blocking commands (those need a connection of their own).
 #[derive(Clone)]
 pub struct SharedConnection {
     pool: Pool,
-    current: std::sync::Arc<std::sync::Mutex<Option<redis::aio::MultiplexedConnection>>>,
+    inner: Arc<PerThread>,
 }
+
+#[derive(Default)]
+struct PerThread {
+    /// Bumped when a connection breaks: every thread's connection older than it is replaced
+    /// (a task can report a failure from another thread than the one it got its handle on).
+    generation: AtomicU64,
+    slots: ThreadLocal<RefCell<Option<Slot>>>,
+}
+
+struct Slot {
+    generation: u64,
+    /// `ThreadLocal` hands an exited thread's slot to a later thread; std's thread ids are
+    /// never reused, so a slot is only good for the thread that filled it (whose runtime ran
+    /// the connection's task).
+    thread: ThreadId,
+    conn: redis::aio::MultiplexedConnection,
+}
+
+/// How long opening a connection may take (the pool's own create timeout).
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(2);
 
 impl SharedConnection {
     pub fn new(pool: Pool) -> Self {
         Self {
             pool,
-            current: Default::default(),
+            inner: Arc::default(),
         }
     }
 
-    fn slot(&self) -> std::sync::MutexGuard<'_, Option<redis::aio::MultiplexedConnection>> {
-        // A clone in, a clone out: no state a panic could leave half-written.
-        self.current
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    fn cached(&self) -> Option<redis::aio::MultiplexedConnection> {
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        match &*self.inner.slots.get_or_default().borrow() {
+            Some(slot)
+                if slot.generation == generation && slot.thread == thread::current().id() =>
+            {
+                Some(slot.conn.clone())
+            }
+            _ => None,
+        }
     }
 
-    /// The shared connection (a cheap handle to it).
-    pub async fn get(
-        &self,
-    ) -> Result<redis::aio::MultiplexedConnection, deadpool_redis::PoolError> {
-        if let Some(conn) = self.slot().clone() {
+    /// This thread's connection (a cheap handle to it), opened on first use.
+    pub async fn get(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
+        if let Some(conn) = self.cached() {
             return Ok(conn);
         }
-        let conn = (*self.pool.get().await?).clone();
-        *self.slot() = Some(conn.clone());
+        let generation = self.inner.generation.load(Ordering::Acquire);
+        let conn = tokio::time::timeout(CONNECT_TIMEOUT, self.pool.manager().create())
+            .await
+            .map_err(|_| anyhow::anyhow!("connecting to Redis timed out"))??;
+        // The task may have moved threads while connecting: the handle works from anywhere,
+        // and is kept for whichever thread this is now.
+        *self.inner.slots.get_or_default().borrow_mut() = Some(Slot {
+            generation,
+            thread: thread::current().id(),
+            conn: conn.clone(),
+        });
         Ok(conn)
     }
 
-    /// Tells that a command on the shared connection failed: after a connection-level error
-    /// the next [`Self::get`] takes a fresh connection from the pool.
+    /// Tells that a command on a shared connection failed: after a connection-level error
+    /// every thread's next [`Self::get`] opens a fresh connection.
     pub fn failed(&self, err: &redis::RedisError) {
         if err.is_io_error()
             || err.is_connection_dropped()
             || err.is_timeout()
             || err.is_unrecoverable_error()
         {
-            *self.slot() = None;
+            self.inner.generation.fetch_add(1, Ordering::AcqRel);
         }
     }
 
