@@ -8,24 +8,10 @@ use std::time::Duration;
 use deadpool_redis::Pool;
 use service_runtime::redis::SharedConnection;
 
-/// Trim hits older than the window; admit and log this one if under the limit; otherwise
-/// say when the oldest hit leaves the window.
-const SLIDING_LOG: &str = r#"
-local key = KEYS[1]
-local window = tonumber(ARGV[1])
-local max = tonumber(ARGV[2])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-redis.call('ZREMRANGEBYSCORE', key, '-inf', now - window)
-local count = redis.call('ZCARD', key)
-if count < max then
-  redis.call('ZADD', key, now, ARGV[3])
-  redis.call('PEXPIRE', key, window)
-  return {1, max - count - 1, 0}
-end
-local oldest = redis.call('ZRANGE', key, 0, 0, 'WITHSCORES')
-return {0, 0, math.max(1, tonumber(oldest[2]) + window - now)}
-"#;
+/// The sliding log as a Lua function, `sliding_log_hit(key, window_ms, max)` returning
+/// `{allowed, remaining, retry_ms}`, for a script that counts a hit in the same step as its
+/// own work (one round trip instead of two; see [`Hit`]). Prepend it to the script's body.
+pub const SLIDING_LOG_LUA: &str = include_str!("sliding_log.lua");
 
 /// A limit: at most `max` hits per `window`, counted separately per subject.
 #[derive(Debug, Clone)]
@@ -52,6 +38,31 @@ pub enum Decision {
     Limited { retry_after: Duration },
 }
 
+/// A hit to be counted by another script that includes [`SLIDING_LOG_LUA`]: pass `key` as
+/// one of its keys and `window_ms`, `max` as arguments to `sliding_log_hit`, and read its
+/// reply with [`Hit::decision`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Hit {
+    pub key: String,
+    pub window_ms: u64,
+    pub max: u32,
+}
+
+impl Hit {
+    /// The decision in `sliding_log_hit`'s reply `{allowed, remaining, retry_ms}`.
+    pub fn decision((allowed, remaining, retry_ms): (i64, i64, i64)) -> Decision {
+        if allowed == 1 {
+            Decision::Allowed {
+                remaining: u32::try_from(remaining).unwrap_or(0),
+            }
+        } else {
+            Decision::Limited {
+                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1)),
+            }
+        }
+    }
+}
+
 #[derive(Clone)]
 pub struct RateLimiter {
     redis: SharedConnection,
@@ -64,31 +75,33 @@ impl RateLimiter {
         Self {
             redis: SharedConnection::new(pool),
             prefix: key_prefix.to_owned(),
-            script: redis::Script::new(SLIDING_LOG),
+            script: redis::Script::new(&format!(
+                "{SLIDING_LOG_LUA}\nreturn sliding_log_hit(KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[2]))"
+            )),
+        }
+    }
+
+    /// One hit of `subject` against `limit`, to count inside another script.
+    pub fn prepare(&self, limit: &Limit, subject: &str) -> Hit {
+        Hit {
+            key: contracts::redis_keys::rate_limit(&self.prefix, &limit.scope, subject),
+            window_ms: u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX),
+            max: limit.max,
         }
     }
 
     /// Counts one hit of `subject` against `limit`.
     pub async fn hit(&self, limit: &Limit, subject: &str) -> anyhow::Result<Decision> {
+        let hit = self.prepare(limit, subject);
         let mut conn = self.redis.get().await?;
-        let key = contracts::redis_keys::rate_limit(&self.prefix, &limit.scope, subject);
-        let (allowed, remaining, retry_ms): (i64, i64, i64) = self
+        let reply: (i64, i64, i64) = self
             .script
-            .key(key)
-            .arg(u64::try_from(limit.window.as_millis()).unwrap_or(u64::MAX))
-            .arg(limit.max)
-            .arg(uuid::Uuid::new_v4().simple().to_string())
+            .key(&hit.key)
+            .arg(hit.window_ms)
+            .arg(hit.max)
             .invoke_async(&mut conn)
             .await
             .inspect_err(|e| self.redis.failed(e))?;
-        Ok(if allowed == 1 {
-            Decision::Allowed {
-                remaining: u32::try_from(remaining).unwrap_or(0),
-            }
-        } else {
-            Decision::Limited {
-                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1)),
-            }
-        })
+        Ok(Hit::decision(reply))
     }
 }

@@ -329,6 +329,84 @@ async fn login_is_rate_limited_per_ip_and_apis_per_member_with_429_and_retry_aft
     member.stop().await;
 }
 
+/// The lineup counts its rate limit inside its own script (one round trip): same budget and
+/// answers as any other route, and a refused lineup changes nothing in the queue.
+#[tokio::test]
+async fn a_lineup_shares_the_member_budget_and_a_refused_one_leaves_the_queue_alone() {
+    let member = Member::start().await;
+    let gw = gateway(
+        &member
+            .gateway_env()
+            .set("GATEWAY_RATE_LIMITS", "/api/v1/**=3/60s@member")
+            .set("ALLOWED_IN_MAX_CAPACITY", "1")
+            .set("QUEUE_SCHEDULER_INTERVAL_MS", "600000"),
+    )
+    .await;
+    let base = gw.base_url();
+    let (admitted, limited, other) = (
+        member.token(1).await,
+        member.token(3).await,
+        member.token(4).await,
+    );
+    let post = |token: &String| {
+        let (url, token) = (format!("{base}/api/v1/queue/lineup"), token.clone());
+        async move { call(Method::POST, url, Some(&token)).await }
+    };
+    assert_eq!(post(&admitted).await.status(), 200);
+
+    // Two other calls, then the lineup takes the last of the budget.
+    for remaining in ["2", "1"] {
+        let res = call(
+            Method::GET,
+            format!("{base}/api/v1/queue/status"),
+            Some(&limited),
+        )
+        .await;
+        assert_eq!(res.headers()["x-ratelimit-remaining"], remaining);
+    }
+    let res = post(&limited).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    assert_eq!(res.json::<Value>().await.unwrap()["position"], 1);
+    let res = post(&other).await;
+    assert_eq!(res.json::<Value>().await.unwrap()["position"], 2);
+
+    // Over the budget: 429 like every other route, and not moved to the back.
+    let res = post(&limited).await;
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(res.headers()["x-ratelimit-limit"], "3");
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    assert_json_error(res, "rate_limited").await;
+    let res = call(
+        Method::GET,
+        format!("{base}/api/v1/queue/status"),
+        Some(&other),
+    )
+    .await;
+    assert_eq!(res.json::<Value>().await.unwrap()["position"], 2);
+
+    // Without rules, lineups carry no limit headers.
+    gw.stop().await;
+    let gw = gateway(&member.gateway_env().set("GATEWAY_RATE_LIMITS", "")).await;
+    let res = call(
+        Method::POST,
+        format!("{}/api/v1/queue/lineup", gw.base_url()),
+        Some(&other),
+    )
+    .await;
+    assert_eq!(res.status(), 200);
+    assert!(!res.headers().contains_key("x-ratelimit-limit"));
+    gw.stop().await;
+    member.stop().await;
+}
+
 #[tokio::test]
 async fn a_down_downstream_is_503_and_a_slow_one_504_within_the_route_timeout() {
     let member = Member::start().await;

@@ -4,13 +4,16 @@
 use std::collections::VecDeque;
 use std::convert::Infallible;
 
-use actix_web::{HttpRequest, HttpResponse, web};
+use actix_web::{HttpMessage, HttpRequest, HttpResponse, web};
+use ratelimit::Decision;
 use serde::Serialize;
+use service_runtime::HttpError;
 use utoipa::ToSchema;
 
 use crate::domain::estimate::estimated_wait_seconds;
 use crate::error::QueueError;
-use crate::gateway::edge;
+use crate::gateway::Gateway;
+use crate::gateway::edge::{self, DeferredLimit};
 use crate::hub::{Frame, Hub, Subscription};
 use crate::store::room::{Leave, Lineup, Standing, WaitingRoom};
 
@@ -85,12 +88,24 @@ pub async fn lineup(
     req: HttpRequest,
     room: web::Data<WaitingRoom>,
     hub: web::Data<Hub>,
+    gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = edge::caller(&req)?;
-    let outcome = room
-        .lineup(caller.member_id)
+    // The edge left this route's rate limit to the lineup script (same round trip).
+    let deferred = req.extensions().get::<DeferredLimit>().cloned();
+    let (outcome, remaining) = room
+        .lineup(caller.member_id, deferred.as_ref().map(|d| &d.hit))
         .await
         .map_err(QueueError::Store)?;
+    let limit = match (&deferred, outcome, remaining) {
+        (Some(d), Lineup::RateLimited { retry_after }, _) => {
+            edge::verdict(&gw, d.rule, Decision::Limited { retry_after })?
+        }
+        (Some(d), _, Some(remaining)) => {
+            edge::verdict(&gw, d.rule, Decision::Allowed { remaining })?
+        }
+        _ => None,
+    };
     let body = match outcome {
         Lineup::Admitted { already } => {
             let result = if already {
@@ -111,8 +126,18 @@ pub async fn lineup(
                 ..QueueStatus::empty("WAITING")
             }
         }
+        // Only a counted limit refuses, and that answered above.
+        Lineup::RateLimited { .. } => {
+            return Err(
+                HttpError::internal(&"a lineup was refused by a limit it did not count").into(),
+            );
+        }
     };
-    Ok(HttpResponse::Ok().json(body))
+    let mut res = HttpResponse::Ok().json(body);
+    if let Some(limit) = limit {
+        edge::limit_headers(res.headers_mut(), limit);
+    }
+    Ok(res)
 }
 
 /// The caller's standing (the seed's polling endpoint; SSE is preferred). Polling counts as a

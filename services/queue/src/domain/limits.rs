@@ -79,9 +79,12 @@ impl LimitRule {
             .collect()
     }
 
-    /// The rule for a request: the first that matches.
-    pub fn find<'a>(rules: &'a [Self], method: &str, path: &str) -> Option<&'a Self> {
-        rules.iter().find(|r| r.path.matches(method, path))
+    /// The rule for a request, with its position in the list: the first that matches.
+    pub fn find<'a>(rules: &'a [Self], method: &str, path: &str) -> Option<(usize, &'a Self)> {
+        rules
+            .iter()
+            .enumerate()
+            .find(|(_, r)| r.path.matches(method, path))
     }
 }
 
@@ -113,13 +116,13 @@ mod tests {
     #[test]
     fn the_default_rules_are_the_seeds() {
         let rules = LimitRule::parse_list(DEFAULT_RULES).expect("valid");
-        let login = LimitRule::find(&rules, "POST", "/api/v1/auth/login").expect("login");
+        let (_, login) = LimitRule::find(&rules, "POST", "/api/v1/auth/login").expect("login");
         assert_eq!((login.max, login.key), (10, LimitKey::Ip));
         assert_eq!(login.window, Duration::from_secs(60));
-        let api = LimitRule::find(&rules, "GET", "/api/v1/posts/1").expect("api");
+        let (index, api) = LimitRule::find(&rules, "GET", "/api/v1/posts/1").expect("api");
         assert_eq!(
-            (api.max, api.key, api.name.as_str()),
-            (100, LimitKey::Member, "gw1")
+            (index, api.max, api.key, api.name.as_str()),
+            (1, 100, LimitKey::Member, "gw1")
         );
         assert!(LimitRule::find(&rules, "GET", "/health/live").is_none());
     }

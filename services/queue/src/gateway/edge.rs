@@ -14,15 +14,15 @@ use std::net::IpAddr;
 
 use actix_web::body::MessageBody;
 use actix_web::dev::{ServiceRequest, ServiceResponse};
-use actix_web::http::StatusCode;
 use actix_web::http::header::{HeaderMap, HeaderName, HeaderValue};
+use actix_web::http::{Method, StatusCode};
 use actix_web::middleware::Next;
 use actix_web::{HttpMessage, web};
 use auth::{AuthError, Authenticated};
 use contracts::auth::MemberRole;
 use contracts::error::codes;
 use contracts::headers::{TOKEN_REFRESH_NEEDED, USER_ID, USER_TYPE};
-use ratelimit::{Decision, Limit};
+use ratelimit::{Decision, Hit, Limit};
 use service_runtime::HttpError;
 
 use crate::domain::limits::{LimitKey, LimitRule};
@@ -110,19 +110,16 @@ fn reason(err: &AuthError) -> &'static str {
     }
 }
 
-/// The rate-limit verdict for a request (`client_ip` is asked only for rules keyed by
-/// address), or `None` when no rule applies or Redis is down (rate limiting fails open: an
-/// outage of the limiter must not take the API down).
-pub async fn rate_limit(
+/// The rate-limit rule that applies to a request (by its position in the rule list) and the
+/// hit it counts (`client_ip` is asked only for rules keyed by address).
+fn limit_for(
     gw: &Gateway,
     method: &str,
     path: &str,
     client_ip: impl FnOnce() -> Option<IpAddr>,
     caller: Option<Caller>,
-) -> Result<Option<(u32, u32)>, HttpError> {
-    let Some(rule) = LimitRule::find(&gw.settings.rate_limits, method, path) else {
-        return Ok(None);
-    };
+) -> Option<(usize, Limit, String)> {
+    let (index, rule) = LimitRule::find(&gw.settings.rate_limits, method, path)?;
     let subject = match (rule.key, caller) {
         (LimitKey::Member, Some(c)) => format!("m{}", c.member_id),
         _ => match client_ip() {
@@ -135,9 +132,64 @@ pub async fn rate_limit(
         max: rule.max,
         window: rule.window,
     };
+    Some((index, limit, subject))
+}
+
+/// The rate-limit verdict for a request (`client_ip` is asked only for rules keyed by
+/// address), or `None` when no rule applies or Redis is down (rate limiting fails open: an
+/// outage of the limiter must not take the API down).
+pub async fn rate_limit(
+    gw: &Gateway,
+    method: &str,
+    path: &str,
+    client_ip: impl FnOnce() -> Option<IpAddr>,
+    caller: Option<Caller>,
+) -> Result<Option<(u32, u32)>, HttpError> {
+    let Some((rule, limit, subject)) = limit_for(gw, method, path, client_ip, caller) else {
+        return Ok(None);
+    };
     match gw.limiter.hit(&limit, &subject).await {
-        Ok(Decision::Allowed { remaining }) => Ok(Some((rule.max, remaining))),
-        Ok(Decision::Limited { retry_after }) => {
+        Ok(decision) => verdict(gw, rule, decision),
+        Err(err) => {
+            tracing::warn!(
+                error = format!("{err:#}"),
+                "rate limiter unavailable; letting the request through"
+            );
+            metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
+            Ok(None)
+        }
+    }
+}
+
+/// A request the edge let through without counting its rate limit, because its handler
+/// counts it in the same Redis script as its own work (one round trip instead of two). Only
+/// `POST /api/v1/queue/lineup` does (see [`settles_own_limit`]); its handler answers with
+/// [`verdict`] and [`limit_headers`] exactly as the edge would.
+#[derive(Debug, Clone)]
+pub struct DeferredLimit {
+    /// The rule's position in `GATEWAY_RATE_LIMITS`.
+    pub rule: usize,
+    pub hit: Hit,
+}
+
+/// Whether a request's handler counts its rate limit itself ([`DeferredLimit`]).
+fn settles_own_limit(method: &Method, path: &str) -> bool {
+    method == Method::POST && path == "/api/v1/queue/lineup"
+}
+
+/// What the edge answers to a rate-limit decision under rule number `rule`: the limit and
+/// what is left, or a 429 with `Retry-After`.
+pub fn verdict(
+    gw: &Gateway,
+    rule: usize,
+    decision: Decision,
+) -> Result<Option<(u32, u32)>, HttpError> {
+    let Some(rule) = gw.settings.rate_limits.get(rule) else {
+        return Ok(None);
+    };
+    match decision {
+        Decision::Allowed { remaining } => Ok(Some((rule.max, remaining))),
+        Decision::Limited { retry_after } => {
             metrics::counter!("gateway_rate_limited_total", "rule" => rule.name.clone())
                 .increment(1);
             let secs = retry_after.as_millis().div_ceil(1000).max(1);
@@ -155,15 +207,19 @@ pub async fn rate_limit(
             .with_header(RATE_LIMIT_LIMIT, rule.max.to_string())
             .with_header(RATE_LIMIT_REMAINING, "0"))
         }
-        Err(err) => {
-            tracing::warn!(
-                error = format!("{err:#}"),
-                "rate limiter unavailable; letting the request through"
-            );
-            metrics::counter!("gateway_rate_limiter_errors_total").increment(1);
-            Ok(None)
-        }
     }
+}
+
+/// `X-RateLimit-Limit` / `X-RateLimit-Remaining` on an answer.
+pub fn limit_headers(headers: &mut HeaderMap, (max, remaining): (u32, u32)) {
+    headers.insert(
+        HeaderName::from_static("x-ratelimit-limit"),
+        HeaderValue::from(max),
+    );
+    headers.insert(
+        HeaderName::from_static("x-ratelimit-remaining"),
+        HeaderValue::from(remaining),
+    );
 }
 
 /// The edge middleware on the `/api/v1` scope.
@@ -200,7 +256,20 @@ pub async fn guard(
     }
 
     let ip = || client_ip(req.request(), gw.settings.trust_forwarded_for);
-    let limit = rate_limit(&gw, req.method().as_str(), req.path(), ip, caller).await?;
+    let limit = if settles_own_limit(req.method(), req.path()) {
+        let deferred = limit_for(&gw, req.method().as_str(), req.path(), ip, caller).map(
+            |(rule, limit, subject)| DeferredLimit {
+                rule,
+                hit: gw.limiter.prepare(&limit, &subject),
+            },
+        );
+        if let Some(deferred) = deferred {
+            req.extensions_mut().insert(deferred);
+        }
+        None
+    } else {
+        rate_limit(&gw, req.method().as_str(), req.path(), ip, caller).await?
+    };
 
     if any_matches(&gw.protected_routes, req.method().as_str(), req.path()) {
         let Some(c) = caller else {
@@ -218,15 +287,8 @@ pub async fn guard(
 
     let mut res = next.call(req).await?;
     let headers = res.headers_mut();
-    if let Some((max, remaining)) = limit {
-        headers.insert(
-            HeaderName::from_static("x-ratelimit-limit"),
-            HeaderValue::from(max),
-        );
-        headers.insert(
-            HeaderName::from_static("x-ratelimit-remaining"),
-            HeaderValue::from(remaining),
-        );
+    if let Some(limit) = limit {
+        limit_headers(headers, limit);
     }
     if refresh_needed && !headers.contains_key(TOKEN_REFRESH_NEEDED) {
         headers.insert(

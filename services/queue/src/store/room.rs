@@ -5,6 +5,7 @@
 use std::time::Duration;
 
 use deadpool_redis::Pool;
+use ratelimit::Hit;
 use redis::Script;
 use service_runtime::redis::SharedConnection;
 
@@ -32,6 +33,8 @@ pub enum Lineup {
     Admitted { already: bool },
     /// Queued at `position` (`requeued` when they were already waiting: moved to the back).
     Waiting { position: u64, requeued: bool },
+    /// Over the rate limit counted in the same step: nothing else was done.
+    RateLimited { retry_after: Duration },
 }
 
 /// Where one member stands.
@@ -126,7 +129,11 @@ impl WaitingRoom {
             ],
             channel: keys::admissions_channel(prefix),
             settings,
-            lineup: script(include_str!("lua/lineup.lua")),
+            lineup: Script::new(&format!(
+                "{PRELUDE}\n{}\n{}",
+                ratelimit::SLIDING_LOG_LUA,
+                include_str!("lua/lineup.lua")
+            )),
             positions: script(include_str!("lua/positions.lua")),
             leave: script(include_str!("lua/leave.lua")),
             touch: script(include_str!("lua/touch.lua")),
@@ -153,7 +160,7 @@ impl WaitingRoom {
 
     /// The process's shared multiplexed connection (no checkout round trip per call).
     async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
-        Ok(self.redis.get().await?)
+        self.redis.get().await
     }
 
     /// A failed command's error, after telling the shared connection about it.
@@ -162,23 +169,47 @@ impl WaitingRoom {
         err.into()
     }
 
-    pub async fn lineup(&self, member: i64) -> anyhow::Result<Lineup> {
+    /// Lines `member` up; with `limit`, first counts the request against that rate limit in
+    /// the same script (one round trip for both). Also returns what the limit has left when
+    /// one was counted and allowed the request.
+    pub async fn lineup(
+        &self,
+        member: i64,
+        limit: Option<&Hit>,
+    ) -> anyhow::Result<(Lineup, Option<u32>)> {
         let mut conn = self.conn().await?;
-        let (state, position, flag): (String, i64, i64) = self
-            .invocation(&self.lineup)
+        let mut invocation = self.invocation(&self.lineup);
+        if let Some(hit) = limit {
+            invocation.key(&hit.key);
+        }
+        invocation
             .arg(member)
             .arg(self.settings.capacity)
             .arg(&self.channel)
-            .arg(millis(self.settings.rate_window))
+            .arg(millis(self.settings.rate_window));
+        if let Some(hit) = limit {
+            invocation.arg(hit.window_ms).arg(hit.max);
+        }
+        let (state, value, flag, remaining): (String, i64, i64, i64) = invocation
             .invoke_async(&mut conn)
             .await
             .map_err(|e| self.broken(e))?;
+        let remaining = u32::try_from(remaining).ok();
         Ok(match state.as_str() {
-            "admitted" => Lineup::Admitted { already: flag == 1 },
-            _ => Lineup::Waiting {
-                position: count(position),
-                requeued: flag == 1,
-            },
+            "limited" => (
+                Lineup::RateLimited {
+                    retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(1).max(1)),
+                },
+                None,
+            ),
+            "admitted" => (Lineup::Admitted { already: flag == 1 }, remaining),
+            _ => (
+                Lineup::Waiting {
+                    position: count(value),
+                    requeued: flag == 1,
+                },
+                remaining,
+            ),
         })
     }
 
