@@ -259,6 +259,21 @@ async fn bodies_stream_both_ways() {
     member.stop().await;
 }
 
+/// A 429 as the edge answers it: `Retry-After` within the window, the limit, nothing left,
+/// and the shared JSON error.
+async fn assert_rate_limited(res: reqwest::Response, limit: &str) {
+    assert_eq!(res.status(), 429);
+    let retry: u64 = res.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=60).contains(&retry), "{retry}");
+    assert_eq!(res.headers()["x-ratelimit-limit"], limit);
+    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
+    assert_json_error(res, "rate_limited").await;
+}
+
 #[tokio::test]
 async fn login_is_rate_limited_per_ip_and_apis_per_member_with_429_and_retry_after() {
     let member = Member::start().await;
@@ -289,15 +304,7 @@ async fn login_is_rate_limited_per_ip_and_apis_per_member_with_429_and_retry_aft
         .send()
         .await
         .unwrap();
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(res.headers()["x-ratelimit-limit"], "3");
-    assert_json_error(res, "rate_limited").await;
+    assert_rate_limited(res, "3").await;
 
     let (one, two) = (member.token(1).await, member.token(2).await);
     for _ in 0..5 {
@@ -374,16 +381,7 @@ async fn a_lineup_shares_the_member_budget_and_a_refused_one_leaves_the_queue_al
 
     // Over the budget: 429 like every other route, and not moved to the back.
     let res = post(&limited).await;
-    assert_eq!(res.status(), 429);
-    let retry: u64 = res.headers()["retry-after"]
-        .to_str()
-        .unwrap()
-        .parse()
-        .unwrap();
-    assert!((1..=60).contains(&retry), "{retry}");
-    assert_eq!(res.headers()["x-ratelimit-limit"], "3");
-    assert_eq!(res.headers()["x-ratelimit-remaining"], "0");
-    assert_json_error(res, "rate_limited").await;
+    assert_rate_limited(res, "3").await;
     let res = call(
         Method::GET,
         format!("{base}/api/v1/queue/status"),
