@@ -92,7 +92,7 @@ pub async fn lineup(
 ) -> Result<HttpResponse, actix_web::Error> {
     let caller = edge::caller(&req)?;
     // The edge left this route's rate limit to the lineup script (same round trip).
-    let deferred = req.extensions().get::<DeferredLimit>().cloned();
+    let deferred = req.extensions_mut().remove::<DeferredLimit>();
     let (outcome, remaining) = room
         .lineup(caller.member_id, deferred.as_ref().map(|d| &d.hit))
         .await
