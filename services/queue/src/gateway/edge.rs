@@ -8,6 +8,7 @@
 //!    a stale token must still reach login and refresh).
 //! 3. Rate-limit by the first matching rule (Redis, shared by all replicas): 429 +
 //!    `Retry-After`, and `X-RateLimit-Limit` / `X-RateLimit-Remaining` on every answer.
+//!    The lineup counts its hit inside its own script instead ([`DeferredLimit`]).
 //! 4. Protected routes: only admitted members pass, and each pass refreshes their admission.
 
 use std::net::IpAddr;
