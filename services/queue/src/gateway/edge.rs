@@ -164,7 +164,7 @@ pub async fn rate_limit(
 
 /// A request the edge let through without counting its rate limit, because its handler
 /// counts it in the same Redis script as its own work (one round trip instead of two). Only
-/// `POST /api/v1/queue/lineup` does (see [`settles_own_limit`]); its handler answers with
+/// `POST /api/v1/queue/lineup` does; its handler answers with
 /// [`verdict`] and [`limit_headers`] exactly as the edge would.
 #[derive(Debug, Clone)]
 pub struct DeferredLimit {
