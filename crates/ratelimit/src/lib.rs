@@ -57,9 +57,14 @@ impl Hit {
             }
         } else {
             Decision::Limited {
-                retry_after: Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1)),
+                retry_after: Self::retry_after(retry_ms),
             }
         }
+    }
+
+    /// The wait in a refusal's `retry_ms`.
+    pub fn retry_after(retry_ms: i64) -> Duration {
+        Duration::from_millis(u64::try_from(retry_ms).unwrap_or(1))
     }
 }
 

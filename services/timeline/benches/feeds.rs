@@ -199,6 +199,20 @@ async fn load_data(db: &sea_orm::DatabaseConnection) {
     );
 }
 
+/// The `next_cursor` of a feed's first page as `token` sees it.
+async fn next_cursor(url: String, token: &str) -> Option<String> {
+    let page: serde_json::Value = reqwest::Client::new()
+        .get(url)
+        .bearer_auth(token)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    page["next_cursor"].as_str().map(str::to_owned)
+}
+
 /// The cursor of each of the first `readers` readers' second follow-feed page.
 async fn second_page_cursors(
     base: &str,
@@ -207,17 +221,8 @@ async fn second_page_cursors(
 ) -> std::collections::HashMap<usize, String> {
     let mut cursors = std::collections::HashMap::new();
     for (n, token) in tokens.iter().enumerate().take(readers) {
-        let res: serde_json::Value = reqwest::Client::new()
-            .get(format!("{base}/api/v1/timeline/following"))
-            .bearer_auth(token)
-            .send()
-            .await
-            .unwrap()
-            .json()
-            .await
-            .unwrap();
-        if let Some(c) = res["next_cursor"].as_str() {
-            cursors.insert(n, c.to_owned());
+        if let Some(c) = next_cursor(format!("{base}/api/v1/timeline/following"), token).await {
+            cursors.insert(n, c);
         }
     }
     cursors
@@ -461,16 +466,9 @@ async fn main() {
 
     // Popular uncached: the ranking query itself (a cursor page is never cached).
     let (b, t) = (base.clone(), tokens.clone());
-    let first: serde_json::Value = reqwest::Client::new()
-        .get(format!("{b}/api/v1/timeline/popular"))
-        .bearer_auth(&t[0])
-        .send()
+    let cursor = next_cursor(format!("{b}/api/v1/timeline/popular"), &t[0])
         .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
-    let cursor = first["next_cursor"].as_str().unwrap_or_default().to_owned();
+        .unwrap_or_default();
     let popular_uncached = load(
         8,
         seconds,

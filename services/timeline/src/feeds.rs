@@ -12,11 +12,17 @@
 //! In front of Redis, each process keeps the finished bodies of those first pages for
 //! `TIMELINE_LOCAL_CACHE_MILLIS` (1000): see `Cache::local_page`.
 
+use std::future::Future;
+use std::sync::Arc;
+use std::time::Duration;
+
 use chrono::{DateTime, Duration as ChronoDuration, Utc};
 use pagination::{CursorCodec, DEFAULT_LIMIT, Page, PageQuery};
+use serde::de::DeserializeOwned;
 use serde::{Deserialize, Serialize};
 use service_runtime::HttpError;
 
+use crate::cache::SingleFlight;
 use crate::state::AppState;
 use crate::store::{self, FeedRow};
 
@@ -138,6 +144,40 @@ fn db_unavailable(err: impl std::borrow::Borrow<sea_orm::DbErr>) -> HttpError {
     .with_header("Retry-After", "5")
 }
 
+/// Cache-aside for a first page: the cached entry `name`, or one query shared by all
+/// concurrent misses (single flight) whose result is kept for `ttl`. Not `cacheable` (a
+/// first page larger than the cached size): the query runs on its own, neither shared nor
+/// kept. Also says whether the value came from the cache.
+async fn cache_aside<T, F>(
+    state: &AppState,
+    flights: &SingleFlight<T>,
+    name: &str,
+    ttl: Duration,
+    cacheable: bool,
+    query: F,
+) -> Result<(T, bool), HttpError>
+where
+    T: Serialize + DeserializeOwned + Clone + Send + Sync + 'static,
+    F: Future<Output = Result<T, sea_orm::DbErr>> + Send + 'static,
+{
+    if cacheable && let Some(value) = state.cache.get::<T>(name).await {
+        return Ok((value, true));
+    }
+    let (cache, key) = (state.cache.clone(), name.to_owned());
+    let fill = async move {
+        let value = query.await?;
+        if cacheable {
+            cache.put(&key, &value, ttl).await;
+        }
+        Ok(value)
+    };
+    let value = flights
+        .run_if(cacheable, name, fill)
+        .await
+        .map_err(db_unavailable)?;
+    Ok((Arc::unwrap_or_clone(value), false))
+}
+
 pub async fn following(
     state: &AppState,
     member: i64,
@@ -156,41 +196,21 @@ pub async fn following(
             cached: false,
         });
     }
-    if limit > DEFAULT_LIMIT {
-        let rows = store::following(&state.db, member, None, limit + 1, since)
-            .await
-            .map_err(db_unavailable)?;
-        return Ok(Rows {
-            page: page_of(rows, limit, codec, position),
-            cached: false,
-        });
-    }
-    let name = following_cache_name(member);
-    if let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
-        return Ok(Rows {
-            page: page_of(rows, limit, codec, position),
-            cached: true,
-        });
-    }
-    let (db, cache, ttl, key) = (
-        state.db.clone(),
-        state.cache.clone(),
+    let cacheable = limit <= DEFAULT_LIMIT;
+    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+    let db = state.db.clone();
+    let (rows, cached) = cache_aside(
+        state,
+        &state.fills.following,
+        &following_cache_name(member),
         state.settings.feed_ttl,
-        name.clone(),
-    );
-    let rows = state
-        .fills
-        .following
-        .run(&name, async move {
-            let rows = store::following(&db, member, None, CACHED_ROWS, since).await?;
-            cache.put(&key, &rows, ttl).await;
-            Ok(rows)
-        })
-        .await
-        .map_err(db_unavailable)?;
+        cacheable,
+        async move { store::following(&db, member, None, fetch, since).await },
+    )
+    .await?;
     Ok(Rows {
-        page: page_of(rows.to_vec(), limit, codec, position),
-        cached: false,
+        page: page_of(rows, limit, codec, position),
+        cached,
     })
 }
 
@@ -208,7 +228,7 @@ pub async fn mine(state: &AppState, member: i64, query: &PageQuery) -> Result<Ro
 
 /// A popular list as computed at `as_of` (ranks change with time: later pages of one
 /// listing use the same clock).
-#[derive(Serialize, Deserialize)]
+#[derive(Clone, Serialize, Deserialize)]
 pub struct RankedPage {
     as_of: DateTime<Utc>,
     rows: Vec<FeedRow>,
@@ -237,41 +257,27 @@ pub async fn popular(
             cached: false,
         });
     }
-    let name = popular_name(window);
     let cacheable = limit <= DEFAULT_LIMIT;
-    if cacheable && let Some(ranked) = state.cache.get::<RankedPage>(&name).await {
-        return Ok(Rows {
-            page: page_of(ranked.rows, limit, codec, position(ranked.as_of)),
-            cached: true,
-        });
-    }
-    let (db, cache, ttl, key) = (
-        state.db.clone(),
-        state.cache.clone(),
+    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+    let db = state.db.clone();
+    let (ranked, cached) = cache_aside(
+        state,
+        &state.fills.popular,
+        &popular_name(window),
         state.settings.hot_ttl,
-        name.clone(),
-    );
-    let fill = async move {
-        // Microsecond precision: what the cursor can carry.
-        let now = Utc::now();
-        let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
-        let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
-        let rows = store::popular(&db, as_of, as_of - span, None, fetch).await?;
-        let ranked = RankedPage { as_of, rows };
-        if cacheable {
-            cache.put(&key, &ranked, ttl).await;
-        }
-        Ok(ranked)
-    };
-    let ranked = state
-        .fills
-        .popular
-        .run_if(cacheable, &name, fill)
-        .await
-        .map_err(db_unavailable)?;
+        cacheable,
+        async move {
+            // Microsecond precision: what the cursor can carry.
+            let now = Utc::now();
+            let as_of = DateTime::from_timestamp_micros(now.timestamp_micros()).unwrap_or(now);
+            let rows = store::popular(&db, as_of, as_of - span, None, fetch).await?;
+            Ok(RankedPage { as_of, rows })
+        },
+    )
+    .await?;
     Ok(Rows {
-        page: page_of(ranked.rows.clone(), limit, codec, position(ranked.as_of)),
-        cached: false,
+        page: page_of(ranked.rows, limit, codec, position(ranked.as_of)),
+        cached,
     })
 }
 
@@ -294,37 +300,21 @@ pub async fn most_commented(
             cached: false,
         });
     }
-    let name = commented_name(window);
     let cacheable = limit <= DEFAULT_LIMIT;
-    if cacheable && let Some(rows) = state.cache.get::<Vec<FeedRow>>(&name).await {
-        return Ok(Rows {
-            page: page_of(rows, limit, codec, position),
-            cached: true,
-        });
-    }
-    let (db, cache, ttl, key) = (
-        state.db.clone(),
-        state.cache.clone(),
+    let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
+    let db = state.db.clone();
+    let (rows, cached) = cache_aside(
+        state,
+        &state.fills.most_commented,
+        &commented_name(window),
         state.settings.hot_ttl,
-        name.clone(),
-    );
-    let fill = async move {
-        let fetch = if cacheable { CACHED_ROWS } else { limit + 1 };
-        let rows = store::most_commented(&db, since, None, fetch).await?;
-        if cacheable {
-            cache.put(&key, &rows, ttl).await;
-        }
-        Ok(rows)
-    };
-    let rows = state
-        .fills
-        .most_commented
-        .run_if(cacheable, &name, fill)
-        .await
-        .map_err(db_unavailable)?;
+        cacheable,
+        async move { store::most_commented(&db, since, None, fetch).await },
+    )
+    .await?;
     Ok(Rows {
-        page: page_of(rows.to_vec(), limit, codec, position),
-        cached: false,
+        page: page_of(rows, limit, codec, position),
+        cached,
     })
 }
 

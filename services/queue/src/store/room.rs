@@ -129,8 +129,8 @@ impl WaitingRoom {
             ],
             channel: keys::admissions_channel(prefix),
             settings,
-            lineup: Script::new(&format!(
-                "{PRELUDE}\n{}\n{}",
+            lineup: script(&format!(
+                "{}\n{}",
                 ratelimit::SLIDING_LOG_LUA,
                 include_str!("lua/lineup.lua")
             )),
@@ -158,7 +158,7 @@ impl WaitingRoom {
         invocation
     }
 
-    /// The process's shared multiplexed connection (no checkout round trip per call).
+    /// This thread's shared multiplexed connection (no checkout round trip per call).
     async fn conn(&self) -> anyhow::Result<redis::aio::MultiplexedConnection> {
         self.redis.get().await
     }
@@ -198,7 +198,7 @@ impl WaitingRoom {
         Ok(match state.as_str() {
             "limited" => (
                 Lineup::RateLimited {
-                    retry_after: Duration::from_millis(u64::try_from(value).unwrap_or(1).max(1)),
+                    retry_after: Hit::retry_after(value),
                 },
                 None,
             ),
