@@ -147,6 +147,51 @@ pub fn url_or(
     Ok(url)
 }
 
+/// `DAILYFEED_ENV`: where a service runs. Only `production` changes behaviour: a secret
+/// left at its development default (or a random per-process one) stops startup instead of
+/// logging a warning. The Helm chart sets it; nothing else needs to.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Environment {
+    #[default]
+    Development,
+    Production,
+}
+
+impl Environment {
+    pub const VAR: &'static str = "DAILYFEED_ENV";
+
+    pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
+        match env.get(Self::VAR).as_deref().map(str::trim) {
+            None | Some("") | Some("development") => Ok(Self::Development),
+            Some("production") => Ok(Self::Production),
+            Some(other) => Err(ConfigError::new(
+                Self::VAR,
+                other,
+                "must be `development` or `production`",
+            )),
+        }
+    }
+
+    pub fn is_production(self) -> bool {
+        self == Self::Production
+    }
+
+    /// `var` was not set, so a development default stands in for a secret: refused in
+    /// production (startup fails naming `var`), a warning otherwise. `why` says what the
+    /// default means, e.g. "anyone can sign cursors".
+    pub fn dev_secret(self, var: &str, why: &str) -> Result<(), ConfigError> {
+        if self.is_production() {
+            return Err(ConfigError::new(
+                var,
+                "<unset>",
+                format!("must be set when {}=production: {why}", Self::VAR),
+            ));
+        }
+        tracing::warn!(var, "{var} is not set: using a development default ({why}); set it in production");
+        Ok(())
+    }
+}
+
 /// The seven services, their default ports and env-name prefixes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum ServiceName {
@@ -321,6 +366,21 @@ mod tests {
         let http = HttpSettings::from_env(&env(&[("SERVER_PORT", " ")]), ServiceName::Search)
             .expect("default");
         assert_eq!(http.port, 8085);
+    }
+
+    #[test]
+    fn production_refuses_development_secrets_and_development_allows_them() {
+        assert_eq!(
+            Environment::from_env(&env(&[])).expect("default"),
+            Environment::Development
+        );
+        let prod = Environment::from_env(&env(&[("DAILYFEED_ENV", "production")])).expect("valid");
+        let err = prod.dev_secret("JWT_MASTER_KEY", "x").expect_err("refused");
+        assert_eq!(err.var, "JWT_MASTER_KEY");
+        assert!(err.to_string().contains("DAILYFEED_ENV=production"), "{err}");
+        assert!(Environment::Development.dev_secret("JWT_MASTER_KEY", "x").is_ok());
+        let err = Environment::from_env(&env(&[("DAILYFEED_ENV", "prod")])).expect_err("typo");
+        assert_eq!(err.var, "DAILYFEED_ENV");
     }
 
     #[test]

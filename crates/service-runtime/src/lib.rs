@@ -7,6 +7,7 @@
 //! `/openapi.json`, `/swagger-ui/`, JSON errors for everything (404s included), request
 //! spans and metrics, and graceful shutdown on SIGTERM/SIGINT.
 
+pub mod client_ip;
 pub mod config;
 pub mod error;
 pub mod health;
@@ -24,7 +25,8 @@ pub mod postgres;
 #[cfg(feature = "redis")]
 pub mod redis;
 
-pub use config::{ConfigError, EnvSource, HttpSettings, ProcessEnv, ServiceName};
+pub use client_ip::TrustedProxies;
+pub use config::{ConfigError, EnvSource, Environment, HttpSettings, ProcessEnv, ServiceName};
 pub use error::HttpError;
 pub use health::{Probe, Readiness};
 pub use server::{
