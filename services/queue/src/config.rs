@@ -8,9 +8,11 @@ use std::collections::HashMap;
 
 use auth::AuthSettings;
 use resilience::{BreakerSettings, ClientSettings, Tier};
-use service_runtime::config::{parse_optional, parse_or, ranged_or, string_or};
+use service_runtime::config::{parse_optional, ranged_or, refuse_retired, string_or};
 use service_runtime::redis::RedisSettings;
-use service_runtime::{ConfigError, EnvSource, HttpSettings, ServiceName};
+use service_runtime::{
+    ConfigError, EnvSource, Environment, HttpSettings, ServiceName, TrustedProxies,
+};
 
 use crate::SERVICE;
 use crate::domain::admission::AdmissionKey;
@@ -43,9 +45,9 @@ pub struct GatewaySettings {
     pub public_paths: Vec<PathRule>,
     /// `GATEWAY_RATE_LIMITS`: `[METHOD ]PATTERN=MAX/WINDOW@ip|member, …` (empty: off).
     pub rate_limits: Vec<LimitRule>,
-    /// `GATEWAY_TRUST_FORWARDED_FOR` (default false): behind a proxy (nginx) that appends the
-    /// client address to `X-Forwarded-For`, take the client IP from its last entry.
-    pub trust_forwarded_for: bool,
+    /// `TRUSTED_PROXIES` / `TRUSTED_PROXY_HOPS` (default: none, the peer is the client): the
+    /// proxies in front whose `X-Forwarded-For` and `X-Forwarded-Proto` are believed.
+    pub trusted_proxies: TrustedProxies,
     /// `GATEWAY_POOL_IDLE_PER_HOST` (default 256): idle keep-alive connections per service.
     pub pool_idle_per_host: usize,
     /// A circuit breaker per route id, from the resilience vocabulary
@@ -191,7 +193,14 @@ impl GatewaySettings {
             public_paths: path_rules(env, "GATEWAY_PUBLIC_PATHS", DEFAULT_PUBLIC_PATHS)?,
             rate_limits: LimitRule::parse_list(&limits_raw)
                 .map_err(|e| ConfigError::new("GATEWAY_RATE_LIMITS", &limits_raw, e))?,
-            trust_forwarded_for: parse_or(env, "GATEWAY_TRUST_FORWARDED_FOR", false)?,
+            trusted_proxies: {
+                refuse_retired(
+                    env,
+                    "GATEWAY_TRUST_FORWARDED_FOR",
+                    "list the proxies in front in TRUSTED_PROXIES (CIDRs) or TRUSTED_PROXY_HOPS",
+                )?;
+                TrustedProxies::from_env(env)?
+            },
             pool_idle_per_host: ranged_or(env, "GATEWAY_POOL_IDLE_PER_HOST", 256, 0..=65_536)?,
         })
     }
@@ -217,7 +226,13 @@ impl WaitingRoomSettings {
                     .map_err(|e| ConfigError::new("QUEUE_ADMISSION_KEY", "<redacted>", e))?,
                 false,
             ),
-            None => (AdmissionKey::random(), true),
+            None => {
+                Environment::from_env(env)?.dev_secret(
+                    "QUEUE_ADMISSION_KEY",
+                    "admission tokens are signed with a random key of this process only, which other replicas refuse",
+                )?;
+                (AdmissionKey::random(), true)
+            }
         };
         Ok(Self {
             capacity: ranged_or(env, "ALLOWED_IN_MAX_CAPACITY", 100, 1..=1_000_000)?,
@@ -308,10 +323,24 @@ mod tests {
             ("ALLOWED_IN_MAX_CAPACITY", "0"),
             ("QUEUE_ADMISSION_KEY", "short"),
             ("QUEUE_ABANDON_AFTER_SECONDS", "5"),
+            ("GATEWAY_TRUST_FORWARDED_FOR", "true"),
+            ("TRUSTED_PROXIES", "10.0.0.0/99"),
         ] {
             let err = Config::from_env(&env(&[(var, value)])).expect_err(var);
             assert_eq!(err.var, var, "{err}");
         }
+    }
+
+    #[test]
+    fn production_refuses_to_start_with_a_random_admission_key() {
+        let err = Config::from_env(&env(&[("DAILYFEED_ENV", "production")])).unwrap_err();
+        assert_eq!(err.var, "QUEUE_ADMISSION_KEY", "{err}");
+        let key = "AAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAAA";
+        let config = Config::from_env(&env(&[
+            ("DAILYFEED_ENV", "production"),
+            ("QUEUE_ADMISSION_KEY", key),
+        ]));
+        assert!(config.is_ok(), "{config:?}");
     }
 
     #[test]

@@ -4,6 +4,8 @@ use actix_web::http::StatusCode;
 use actix_web::{HttpResponse, ResponseError};
 use service_runtime::HttpError;
 
+use crate::domain::request_path::PathRefusal;
+
 pub mod codes {
     pub const NOT_IN_QUEUE: &str = "not_in_queue";
     pub const ADMISSION_REQUIRED: &str = "queue_admission_required";
@@ -12,6 +14,9 @@ pub mod codes {
     pub const GATEWAY_TIMEOUT: &str = "gateway_timeout";
     pub const BAD_GATEWAY: &str = "bad_gateway";
     pub const NO_ROUTE: &str = "not_found";
+    pub const BAD_PATH: &str = "bad_path";
+    pub const PATH_TOO_LONG: &str = "path_too_long";
+    pub const METHOD_NOT_ALLOWED: &str = "method_not_allowed";
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -38,6 +43,16 @@ pub enum QueueError {
     GatewayTimeout { downstream: String, timeout_ms: u64 },
     #[error("{downstream} gave a broken answer")]
     BadGateway { downstream: String },
+    /// A path that is not canonical (see `domain::request_path`): refused before any
+    /// decision, never forwarded.
+    #[error("{0}; send the path in its canonical form")]
+    BadPath(PathRefusal),
+    /// A method the gateway does not forward (TRACE, CONNECT, extension methods).
+    #[error(
+        "the gateway forwards {} only",
+        crate::gateway::edge::FORWARDED_METHODS
+    )]
+    MethodNotAllowed,
 }
 
 impl QueueError {
@@ -70,6 +85,18 @@ impl QueueError {
             QueueError::BadGateway { .. } => {
                 HttpError::new(StatusCode::BAD_GATEWAY, codes::BAD_GATEWAY, message)
             }
+            QueueError::BadPath(refusal) if refusal.too_long() => {
+                HttpError::new(StatusCode::URI_TOO_LONG, codes::PATH_TOO_LONG, message)
+            }
+            QueueError::BadPath(_) => {
+                HttpError::new(StatusCode::BAD_REQUEST, codes::BAD_PATH, message)
+            }
+            QueueError::MethodNotAllowed => HttpError::new(
+                StatusCode::METHOD_NOT_ALLOWED,
+                codes::METHOD_NOT_ALLOWED,
+                message,
+            )
+            .with_header("Allow", crate::gateway::edge::FORWARDED_METHODS),
         }
     }
 }

@@ -54,11 +54,6 @@ pub async fn start_listeners(
     let redis = pool(&config.redis)?;
     let prefix = config.redis.key_prefix.clone();
     let room_config = &config.room;
-    if room_config.admission_key_is_random {
-        tracing::warn!(
-            "QUEUE_ADMISSION_KEY is not set: admission tokens are signed with a random key of this process only; set it (shared by all replicas) in production"
-        );
-    }
     let signer = AdmissionSigner::new(&room_config.admission_key, room_config.admission_token_ttl)?;
     let room = WaitingRoom::new(
         redis.clone(),

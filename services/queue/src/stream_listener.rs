@@ -147,7 +147,11 @@ impl Listener {
             member_id: member.member_id,
             role: member.role,
         };
-        let ip = || edge::client_ip_of(&head.headers, Some(peer), gw.settings.trust_forwarded_for);
+        let ip = || {
+            gw.settings
+                .trusted_proxies
+                .client_ip(&head.headers, Some(peer))
+        };
         edge::rate_limit(gw, "GET", path, ip, Some(caller)).await?;
         open_stream(&gw.room, &self.hub, caller.member_id)
             .await

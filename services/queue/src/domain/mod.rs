@@ -5,4 +5,5 @@ pub mod admission;
 pub mod estimate;
 pub mod limits;
 pub mod paths;
+pub mod request_path;
 pub mod routes;

@@ -66,9 +66,12 @@ impl PathRule {
             .collect()
     }
 
+    /// Methods are case-sensitive (RFC 9110 §9.1); a `GET` rule also covers `HEAD`, which is
+    /// a GET without the body.
     pub fn matches(&self, method: &str, path: &str) -> bool {
         if let Some(m) = &self.method
-            && !m.eq_ignore_ascii_case(method)
+            && m != method
+            && !(m == "GET" && method == "HEAD")
         {
             return false;
         }
@@ -128,7 +131,8 @@ mod tests {
     fn literal_paths_match_exactly_and_ignore_trailing_slashes() {
         let r = rule("POST /api/v1/auth/login");
         assert!(r.matches("POST", "/api/v1/auth/login"));
-        assert!(r.matches("post", "/api/v1/auth/login/"));
+        assert!(r.matches("POST", "/api/v1/auth/login/"));
+        assert!(!r.matches("post", "/api/v1/auth/login"));
         assert!(!r.matches("GET", "/api/v1/auth/login"));
         assert!(!r.matches("POST", "/api/v1/auth/login/x"));
         assert!(!r.matches("POST", "/api/v1/auth"));
@@ -143,6 +147,14 @@ mod tests {
         assert!(r.matches("DELETE", "/api/v1/posts"));
         assert!(r.matches("GET", "/api/v1/posts/1/comments"));
         assert!(!r.matches("GET", "/api/v1/postsx"));
+    }
+
+    #[test]
+    fn a_get_rule_covers_head_and_nothing_else() {
+        let r = rule("GET /api/v1/posts/**");
+        assert!(r.matches("HEAD", "/api/v1/posts/1"));
+        assert!(!r.matches("OPTIONS", "/api/v1/posts/1"));
+        assert!(!rule("POST /a").matches("HEAD", "/a"));
     }
 
     #[test]

@@ -1,5 +1,8 @@
 //! The edge, in order, for every `/api/v1/**` request:
 //!
+//! 0. Refuse a path that is not canonical (400, see [`crate::domain::request_path`]) and a
+//!    method the gateway does not forward (405), so every decision below and the upstream
+//!    URL read the same string, and a downstream cannot read it as another path.
 //! 1. Strip any `X-User-Id` / `X-User-Type` the client sent: only the gateway says who a
 //!    caller is.
 //! 2. Verify the bearer token (auth crate, member's JWKS) unless the path is public; inject
@@ -28,6 +31,7 @@ use service_runtime::HttpError;
 
 use crate::domain::limits::{LimitKey, LimitRule};
 use crate::domain::paths::any_matches;
+use crate::domain::request_path;
 use crate::error::QueueError;
 use crate::gateway::Gateway;
 
@@ -41,33 +45,29 @@ pub struct Caller {
     pub role: MemberRole,
 }
 
-/// The client's address: the peer, or with `GATEWAY_TRUST_FORWARDED_FOR` the last
-/// `X-Forwarded-For` entry (the one the trusted proxy in front appended).
-pub fn client_ip(req: &actix_web::HttpRequest, trust_forwarded_for: bool) -> Option<IpAddr> {
-    client_ip_of(
-        req.headers(),
-        req.peer_addr().map(|a| a.ip()),
-        trust_forwarded_for,
-    )
+/// The methods the gateway forwards (RFC 9110's, without TRACE and CONNECT), as `Allow`
+/// lists them. Methods are case-sensitive: `get` is not `GET`.
+pub const FORWARDED_METHODS: &str = "GET, HEAD, POST, PUT, PATCH, DELETE, OPTIONS";
+
+fn is_forwarded_method(method: &Method) -> bool {
+    [
+        Method::GET,
+        Method::HEAD,
+        Method::POST,
+        Method::PUT,
+        Method::PATCH,
+        Method::DELETE,
+        Method::OPTIONS,
+    ]
+    .contains(method)
 }
 
-/// [`client_ip`] from a request's parts.
-pub fn client_ip_of(
-    headers: &HeaderMap,
-    peer: Option<IpAddr>,
-    trust_forwarded_for: bool,
-) -> Option<IpAddr> {
-    if trust_forwarded_for
-        && let Some(ip) = headers
-            .get_all("x-forwarded-for")
-            .filter_map(|v| v.to_str().ok())
-            .flat_map(|v| v.split(','))
-            .filter_map(|s| s.trim().parse::<IpAddr>().ok())
-            .next_back()
-    {
-        return Some(ip);
-    }
-    peer
+/// The client's address (`TRUSTED_PROXIES` / `TRUSTED_PROXY_HOPS`, the one client-IP
+/// function every service uses).
+pub fn client_ip(req: &actix_web::HttpRequest, gw: &Gateway) -> Option<IpAddr> {
+    gw.settings
+        .trusted_proxies
+        .client_ip(req.headers(), req.peer_addr().map(|a| a.ip()))
 }
 
 /// The caller a request's token names: `None` on a public path without a (good) token.
@@ -231,6 +231,13 @@ pub async fn guard(
     let Some(gw) = req.app_data::<web::Data<Gateway>>().cloned() else {
         return Err(HttpError::internal(&"no Gateway registered as app data").into());
     };
+    if !is_forwarded_method(req.method()) {
+        return Err(QueueError::MethodNotAllowed.into());
+    }
+    if let Err(refusal) = request_path::check(req.path()) {
+        metrics::counter!("gateway_bad_paths_total").increment(1);
+        return Err(QueueError::BadPath(refusal).into());
+    }
     let headers = req.headers_mut();
     headers.remove(USER_ID);
     headers.remove(USER_TYPE);
@@ -256,7 +263,7 @@ pub async fn guard(
         tracing::Span::current().record("member.id", c.member_id);
     }
 
-    let ip = || client_ip(req.request(), gw.settings.trust_forwarded_for);
+    let ip = || client_ip(req.request(), &gw);
     let limit = if settles_own_limit(req.method(), req.path()) {
         let deferred = limit_for(&gw, req.method().as_str(), req.path(), ip, caller).map(
             |(rule, limit, subject)| DeferredLimit {

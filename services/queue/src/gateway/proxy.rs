@@ -18,6 +18,7 @@ use contracts::headers::{TRACEPARENT, TRACESTATE};
 use futures_util::StreamExt;
 use resilience::Outcome;
 
+use crate::domain::request_path::PathRefusal;
 use crate::domain::routes::Route;
 use crate::error::QueueError;
 use crate::gateway::edge::{self, Caller};
@@ -69,6 +70,31 @@ fn has_body(req: &HttpRequest) -> bool {
         .is_some_and(|n| n > 0)
 }
 
+/// Request headers some servers and frameworks read as another path, host or method than
+/// the one the edge decided on (`X-Original-URL` and `X-Rewrite-URL` rewrite the path in IIS
+/// and Symfony, the method overrides turn a GET into a DELETE in several frameworks, the
+/// forwarding headers name another origin): never forwarded. The gateway writes
+/// `X-Forwarded-For` and `X-Forwarded-Proto` itself.
+fn is_rewriting(name: &str) -> bool {
+    matches!(
+        name,
+        "x-original-url"
+            | "x-rewrite-url"
+            | "x-original-uri"
+            | "x-http-method-override"
+            | "x-http-method"
+            | "x-method-override"
+            | "x-forwarded-host"
+            | "x-forwarded-prefix"
+            | "x-forwarded-port"
+            | "x-forwarded-server"
+            | "x-forwarded-for"
+            | "x-forwarded-proto"
+            | "x-real-ip"
+            | "forwarded"
+    )
+}
+
 fn forwarded_headers(req: &HttpRequest, gw: &Gateway) -> reqwest::header::HeaderMap {
     let listed = connection_listed(
         req.headers()
@@ -78,11 +104,7 @@ fn forwarded_headers(req: &HttpRequest, gw: &Gateway) -> reqwest::header::Header
     let mut out = reqwest::header::HeaderMap::with_capacity(req.headers().len() + 3);
     for (name, value) in req.headers() {
         let name = name.as_str();
-        if is_hop_by_hop(name)
-            || listed.iter().any(|l| l == name)
-            || name == "x-forwarded-for"
-            || name == "x-forwarded-proto"
-        {
+        if is_hop_by_hop(name) || is_rewriting(name) || listed.iter().any(|l| l == name) {
             continue;
         }
         // actix speaks http 0.2, reqwest http 1: the same bytes, different types.
@@ -93,17 +115,14 @@ fn forwarded_headers(req: &HttpRequest, gw: &Gateway) -> reqwest::header::Header
             out.append(name, value);
         }
     }
-    // X-Forwarded-For: the chain so far plus the address that connected to us.
-    let prior: Vec<&str> = req
-        .headers()
-        .get_all("x-forwarded-for")
-        .filter_map(|v| v.to_str().ok())
-        .collect();
-    let peer = req.peer_addr().map(|a| a.ip().to_string());
-    let chain = prior
-        .into_iter()
-        .map(str::to_owned)
-        .chain(peer)
+    // X-Forwarded-For: the addresses we believe (client first), ending with the peer; what
+    // a client wrote in front of that is dropped, so nobody behind us can be fooled by it.
+    let peer = req.peer_addr().map(|a| a.ip());
+    let trusted = &gw.settings.trusted_proxies;
+    let chain = trusted
+        .believed_chain(req.headers(), peer)
+        .iter()
+        .map(ToString::to_string)
         .collect::<Vec<_>>()
         .join(", ");
     if let Ok(value) = chain.parse() {
@@ -112,8 +131,9 @@ fn forwarded_headers(req: &HttpRequest, gw: &Gateway) -> reqwest::header::Header
     let proto = req
         .headers()
         .get("x-forwarded-proto")
-        .filter(|_| gw.settings.trust_forwarded_for)
+        .filter(|_| peer.is_some_and(|p| trusted.is_trusted(p)))
         .and_then(|v| v.to_str().ok())
+        .filter(|v| matches!(*v, "http" | "https"))
         .map(str::to_owned)
         .unwrap_or_else(|| {
             if req.app_config().secure() {
@@ -203,6 +223,7 @@ pub async fn forward(
     payload: web::Payload,
     gw: web::Data<Gateway>,
 ) -> Result<HttpResponse, QueueError> {
+    // The edge checked that this path is canonical; it is the one every decision used.
     let path = req.path().to_owned();
     let route = gw
         .settings
@@ -210,9 +231,7 @@ pub async fn forward(
         .find(&path)
         .cloned()
         .ok_or_else(|| QueueError::NoRoute(path.clone()))?;
-    let mut url = route.uri.clone();
-    url.set_path(&path);
-    url.set_query(req.uri().query());
+    let url = upstream_url(&route, &path, req.uri().query())?;
 
     let method = reqwest::Method::from_bytes(req.method().as_str().as_bytes())
         .map_err(|_| QueueError::NoRoute(path.clone()))?;
@@ -321,6 +340,23 @@ pub async fn forward(
         builder.no_chunking(len);
     }
     Ok(builder.streaming(download_body(response, route.timeout)))
+}
+
+/// The downstream URL for `path`, which must reach the service as exactly `path`: the URL
+/// library resolves dot segments and backslashes, so a path it would change (the edge
+/// refuses those; this is the last line) is refused rather than sent somewhere else.
+fn upstream_url(route: &Route, path: &str, query: Option<&str>) -> Result<url::Url, QueueError> {
+    let mut url = route.uri.clone();
+    url.set_path(path);
+    url.set_query(query);
+    if url.path() != path || !path.starts_with(&route.prefix) {
+        tracing::error!(
+            route = route.id,
+            "a path the edge accepted would not reach the service unchanged; refused"
+        );
+        return Err(QueueError::BadPath(PathRefusal::Unforwardable));
+    }
+    Ok(url)
 }
 
 async fn leave_on_logout(gw: &Gateway, req: &HttpRequest) {
