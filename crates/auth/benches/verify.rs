@@ -57,6 +57,7 @@ fn bench(c: &mut Criterion) {
         cache_ttl: Duration::from_secs(3600),
         min_refetch: Duration::from_secs(3600),
         leeway: 0,
+        max_lifetime: Duration::from_secs(3600),
         blacklist_fail_open: false,
         verified_cache_entries: 0,
         blacklist_mirror: false,

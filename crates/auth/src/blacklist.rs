@@ -1,5 +1,6 @@
 //! The logout blacklist: a revoked access token's `jti` is kept in Redis until the token's
-//! `exp`, after which the token is refused for being expired anyway.
+//! `exp` plus the largest leeway a verifier may allow, after which the token is refused for
+//! being expired anyway.
 //!
 //! Every revocation also bumps a sequence number and is published on a channel, in one
 //! script. A verifier built with [`Blacklist::mirrored`] keeps a local copy from that
@@ -14,6 +15,8 @@ use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use deadpool_redis::Pool;
+
+use crate::verifier::MAX_LEEWAY_SECONDS;
 use futures_util::StreamExt;
 
 /// How long a revocation may be announced (sequence number) without its message arriving
@@ -111,8 +114,11 @@ impl Blacklist {
         format!("{}auth:revocations:seq", self.prefix)
     }
 
-    /// Revokes `jti` until `exp` (seconds since the epoch) and tells every mirror.
+    /// Revokes `jti`, a token expiring at `exp` (seconds since the epoch), and tells every
+    /// mirror. The entry outlives `exp` by [`MAX_LEEWAY_SECONDS`]: a verifier allowing clock
+    /// skew still accepts the token that long after `exp`, and must still find it revoked.
     pub async fn add(&self, jti: &str, exp: i64) -> anyhow::Result<()> {
+        let exp = exp.saturating_add(i64::try_from(MAX_LEEWAY_SECONDS).unwrap_or(0));
         let mut conn = self.pool.get().await?;
         let _seq: i64 = redis::Script::new(REVOKE)
             .key(contracts::redis_keys::access_blacklist(&self.prefix, jti))

@@ -22,4 +22,6 @@ pub use blacklist::Blacklist;
 pub use extract::{AuthMember, OptionalAuthMember, bearer_token};
 pub use jwks::{Jwk, JwkSet, KeyStatus};
 pub use openapi::BearerAuth;
-pub use verifier::{AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, Verifier};
+pub use verifier::{
+    AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, MAX_LEEWAY_SECONDS, Verifier,
+};

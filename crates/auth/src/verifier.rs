@@ -8,13 +8,17 @@ use async_trait::async_trait;
 use contracts::auth::{AccessClaims, MemberRole};
 use jsonwebtoken::errors::ErrorKind;
 use jsonwebtoken::{Algorithm, DecodingKey, Validation};
-use service_runtime::config::{parse_or, seconds_or, url_or};
+use service_runtime::config::{parse_or, ranged_or, seconds_or, url_or};
 use service_runtime::redis::RedisSettings;
 use service_runtime::{ConfigError, EnvSource, ServiceName};
 use tokio::sync::{Mutex, RwLock};
 
 use crate::blacklist::Blacklist;
 use crate::jwks::{JwkSet, KeyStatus};
+
+/// The most clock skew a verifier may allow (`JWT_LEEWAY_SECONDS`); revocations are kept
+/// this long past a token's `exp` (see [`crate::Blacklist::add`]).
+pub const MAX_LEEWAY_SECONDS: u64 = 300;
 
 /// Where verifiers get keys and how long they keep them.
 #[derive(Debug, Clone)]
@@ -26,8 +30,14 @@ pub struct AuthSettings {
     /// `JWKS_MIN_REFETCH_SECONDS` (default 10): an unknown `kid` refetches at most this often,
     /// so a flood of forged kids cannot hammer member.
     pub min_refetch: Duration,
-    /// `JWT_LEEWAY_SECONDS` (default 0): clock skew allowed on `exp`.
+    /// `JWT_LEEWAY_SECONDS` (default 0, at most [`MAX_LEEWAY_SECONDS`]): clock skew allowed
+    /// on `exp` and `iat`. The blacklist keeps a revoked token past its `exp` by the maximum,
+    /// so a logged-out token never works again inside the leeway.
     pub leeway: u64,
+    /// `JWT_MAX_LIFETIME_SECONDS` (default 900, the access-token lifetime): a token whose
+    /// `exp − iat` is longer is refused, so a leaked signing key or a misconfigured issuer
+    /// cannot mint tokens that live for days.
+    pub max_lifetime: Duration,
     /// `AUTH_BLACKLIST_FAIL_OPEN` (default false; read-only services may choose true): when
     /// the blacklist cannot be checked (Redis down), accept the otherwise valid token
     /// instead of answering 503. A revoked token then works until Redis is back or the
@@ -55,7 +65,8 @@ impl AuthSettings {
             jwks_url: url_or(env, "JWKS_URL", default.as_str(), &["http", "https"])?,
             cache_ttl: seconds_or(env, "JWKS_CACHE_SECONDS", 300, 1)?,
             min_refetch: seconds_or(env, "JWKS_MIN_REFETCH_SECONDS", 10, 0)?,
-            leeway: parse_or(env, "JWT_LEEWAY_SECONDS", 0)?,
+            leeway: ranged_or(env, "JWT_LEEWAY_SECONDS", 0, 0..=MAX_LEEWAY_SECONDS)?,
+            max_lifetime: seconds_or(env, "JWT_MAX_LIFETIME_SECONDS", 900, 1)?,
             blacklist_fail_open: parse_or(env, "AUTH_BLACKLIST_FAIL_OPEN", false)?,
             verified_cache_entries: parse_or(env, "AUTH_VERIFIED_CACHE_ENTRIES", 65_536)?,
             blacklist_mirror: parse_or(env, "AUTH_BLACKLIST_MIRROR", true)?,
@@ -204,7 +215,7 @@ impl Verifier {
         blacklist: Option<Blacklist>,
     ) -> Self {
         let mut validation = Validation::new(Algorithm::EdDSA);
-        validation.set_required_spec_claims(&["exp", "sub"]);
+        validation.set_required_spec_claims(&["exp", "iat", "sub"]);
         validation.leeway = settings.leeway;
         validation.validate_aud = false;
         let settings_entries = settings.verified_cache_entries;
@@ -283,6 +294,7 @@ impl Verifier {
                     ),
                 })?;
         let claims = data.claims;
+        self.check_lifetime(claims.iat, claims.exp)?;
         let member_id = claims.member_id().ok_or_else(|| {
             AuthError::Invalid("the access token's subject is not a member".into())
         })?;
@@ -297,6 +309,23 @@ impl Verifier {
             cache.insert(token_digest(token), Arc::clone(&verified));
         }
         Ok((verified, key))
+    }
+
+    /// Issued in the past (give or take the leeway) and for no longer than the maximum.
+    fn check_lifetime(&self, iat: i64, exp: i64) -> Result<(), AuthError> {
+        let leeway = i64::try_from(self.inner.settings.leeway).unwrap_or(0);
+        let max = i64::try_from(self.inner.settings.max_lifetime.as_secs()).unwrap_or(i64::MAX);
+        if iat > now_seconds().saturating_add(leeway) {
+            return Err(AuthError::Invalid(
+                "the access token was issued in the future".into(),
+            ));
+        }
+        if exp.saturating_sub(iat) > max {
+            return Err(AuthError::Invalid(format!(
+                "the access token lives longer than {max} s"
+            )));
+        }
+        Ok(())
     }
 
     async fn check_blacklist(&self, jti: &str) -> Result<(), AuthError> {
