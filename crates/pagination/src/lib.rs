@@ -9,7 +9,7 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use hmac::{Hmac, Mac};
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use service_runtime::{ConfigError, EnvSource, HttpError};
+use service_runtime::{ConfigError, EnvSource, Environment, HttpError};
 use sha2::Sha256;
 
 /// Default and largest page sizes.
@@ -49,10 +49,16 @@ impl CursorCodec {
     /// `CURSOR_SECRET` (default: a development constant — set a random value in production;
     /// every replica of a service must share it).
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let secret = env
-            .get("CURSOR_SECRET")
-            .filter(|s| !s.is_empty())
-            .unwrap_or_else(|| "dailyfeed-development-cursor-secret".to_owned());
+        let secret = match env.get("CURSOR_SECRET").filter(|s| !s.is_empty()) {
+            Some(secret) => secret,
+            None => {
+                Environment::from_env(env)?.dev_secret(
+                    "CURSOR_SECRET",
+                    "anyone who reads this code can forge pagination cursors",
+                )?;
+                "dailyfeed-development-cursor-secret".to_owned()
+            }
+        };
         if secret.len() < 16 {
             return Err(ConfigError::new(
                 "CURSOR_SECRET",

@@ -76,36 +76,43 @@ impl TrustedProxies {
 
     /// The client of a request with these headers from `peer`; `None` only without a peer.
     pub fn client_ip(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Option<IpAddr> {
-        let peer = canonical(peer?);
+        self.believed_chain(headers, peer).into_iter().next()
+    }
+
+    /// The addresses that are believed, client first and `peer` last: what a proxy should
+    /// pass on as `X-Forwarded-For` (with the peer as its last entry), so that whatever a
+    /// client wrote further left never travels on. Empty only without a peer.
+    pub fn believed_chain(&self, headers: &HeaderMap, peer: Option<IpAddr>) -> Vec<IpAddr> {
+        let Some(peer) = peer.map(canonical) else {
+            return Vec::new();
+        };
+        let mut believed = vec![peer];
         if !self.trusts_any() {
-            return Some(peer);
+            return believed;
         }
-        let mut chain: Vec<&str> = headers
+        let mut entries: Vec<&str> = headers
             .get_all("x-forwarded-for")
             .filter_map(|v| v.to_str().ok())
             .flat_map(|v| v.split(','))
             .map(str::trim)
             .collect();
-        if chain.len() > MAX_CHAIN {
-            chain.drain(..chain.len() - MAX_CHAIN);
+        if entries.len() > MAX_CHAIN {
+            entries.drain(..entries.len() - MAX_CHAIN);
         }
-        // Walk right to left: `current` is an address we know connected to the next hop.
-        let mut current = peer;
-        let mut hop = 0;
-        for entry in chain.iter().rev() {
-            let trusted = hop < self.hops || self.is_trusted(current);
-            if !trusted {
-                return Some(current);
+        // Right to left: the last believed address connected to the hop after it; if that
+        // address is a trusted proxy, the entry it appended is believed too.
+        for (hop, entry) in entries.iter().rev().enumerate() {
+            let current = believed[believed.len() - 1];
+            if hop >= self.hops && !self.is_trusted(current) {
+                break;
             }
-            match parse_entry(entry) {
-                Some(ip) => current = ip,
-                // A trusted proxy wrote something that is not an address: believe nothing
-                // further left, and count the request against the proxy that sent it.
-                None => return Some(current),
-            }
-            hop += 1;
+            // A trusted proxy that wrote something other than an address: believe nothing
+            // further left, and count the request against the proxy that sent it.
+            let Some(ip) = parse_entry(entry) else { break };
+            believed.push(ip);
         }
-        Some(current)
+        believed.reverse();
+        believed
     }
 }
 
@@ -128,9 +135,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 /// one client has one address in limits and allowlists.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -171,8 +176,7 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_a_trusted_proxy_appended_names_the_client_and_client_written_ones_are_ignored()
-    {
+    fn the_entry_a_trusted_proxy_appended_names_the_client_and_client_written_ones_are_ignored() {
         let t = trusting("127.0.0.1", 0);
         // The client wrote "6.6.6.6"; the gateway (127.0.0.1) appended the real peer 5.5.5.5.
         let got = t.client_ip(&headers(&["6.6.6.6, 5.5.5.5"]), Some(ip("127.0.0.1")));
@@ -186,7 +190,10 @@ mod tests {
     fn chains_of_trusted_proxies_are_walked_recursively() {
         // client → ingress 10.0.0.5 → sidecar 127.0.0.6 → us.
         let t = trusting("127.0.0.0/8, 10.0.0.0/8", 0);
-        let got = t.client_ip(&headers(&["203.0.113.7", "10.0.0.5"]), Some(ip("127.0.0.6")));
+        let got = t.client_ip(
+            &headers(&["203.0.113.7", "10.0.0.5"]),
+            Some(ip("127.0.0.6")),
+        );
         assert_eq!(got, Some(ip("203.0.113.7")));
         // Every hop trusted: the leftmost.
         let got = t.client_ip(&headers(&["10.1.1.1"]), Some(ip("127.0.0.1")));
@@ -216,6 +223,23 @@ mod tests {
     }
 
     #[test]
+    fn the_believed_chain_drops_what_the_client_wrote() {
+        let t = trusting("127.0.0.0/8, 10.0.0.0/8", 0);
+        let chain = t.believed_chain(
+            &headers(&["6.6.6.6, 203.0.113.7, 10.0.0.5"]),
+            Some(ip("127.0.0.6")),
+        );
+        assert_eq!(
+            chain,
+            vec![ip("203.0.113.7"), ip("10.0.0.5"), ip("127.0.0.6")]
+        );
+        let chain =
+            TrustedProxies::none().believed_chain(&headers(&["6.6.6.6"]), Some(ip("1.1.1.1")));
+        assert_eq!(chain, vec![ip("1.1.1.1")]);
+        assert!(t.believed_chain(&headers(&[]), None).is_empty());
+    }
+
+    #[test]
     fn mapped_ipv4_is_one_address() {
         let t = trusting("127.0.0.1", 0);
         let got = t.client_ip(&headers(&["::ffff:5.5.5.5"]), Some(ip("::ffff:127.0.0.1")));
@@ -234,8 +258,14 @@ mod tests {
         assert!(!t.is_trusted(ip("11.0.0.1")));
         let env: HashMap<String, String> =
             [("TRUSTED_PROXIES".to_owned(), "10.0.0.0/33".to_owned())].into();
-        assert_eq!(TrustedProxies::from_env(&env).unwrap_err().var, "TRUSTED_PROXIES");
+        assert_eq!(
+            TrustedProxies::from_env(&env).unwrap_err().var,
+            "TRUSTED_PROXIES"
+        );
         let empty: HashMap<String, String> = HashMap::new();
-        assert_eq!(TrustedProxies::from_env(&empty).unwrap(), TrustedProxies::none());
+        assert_eq!(
+            TrustedProxies::from_env(&empty).unwrap(),
+            TrustedProxies::none()
+        );
     }
 }

@@ -147,6 +147,19 @@ pub fn url_or(
     Ok(url)
 }
 
+/// Fails when a variable that no longer does anything is still set, naming what replaced it:
+/// a security setting silently ignored is worse than a service that will not start.
+pub fn refuse_retired(env: &dyn EnvSource, name: &str, instead: &str) -> Result<(), ConfigError> {
+    match env.get(name) {
+        Some(value) if !value.trim().is_empty() => Err(ConfigError::new(
+            name,
+            &value,
+            format!("no longer read: {instead}"),
+        )),
+        _ => Ok(()),
+    }
+}
+
 /// `DAILYFEED_ENV`: where a service runs. Only `production` changes behaviour: a secret
 /// left at its development default (or a random per-process one) stops startup instead of
 /// logging a warning. The Helm chart sets it; nothing else needs to.
@@ -187,7 +200,10 @@ impl Environment {
                 format!("must be set when {}=production: {why}", Self::VAR),
             ));
         }
-        tracing::warn!(var, "{var} is not set: using a development default ({why}); set it in production");
+        tracing::warn!(
+            var,
+            "{var} is not set: using a development default ({why}); set it in production"
+        );
         Ok(())
     }
 }
@@ -377,8 +393,15 @@ mod tests {
         let prod = Environment::from_env(&env(&[("DAILYFEED_ENV", "production")])).expect("valid");
         let err = prod.dev_secret("JWT_MASTER_KEY", "x").expect_err("refused");
         assert_eq!(err.var, "JWT_MASTER_KEY");
-        assert!(err.to_string().contains("DAILYFEED_ENV=production"), "{err}");
-        assert!(Environment::Development.dev_secret("JWT_MASTER_KEY", "x").is_ok());
+        assert!(
+            err.to_string().contains("DAILYFEED_ENV=production"),
+            "{err}"
+        );
+        assert!(
+            Environment::Development
+                .dev_secret("JWT_MASTER_KEY", "x")
+                .is_ok()
+        );
         let err = Environment::from_env(&env(&[("DAILYFEED_ENV", "prod")])).expect_err("typo");
         assert_eq!(err.var, "DAILYFEED_ENV");
     }

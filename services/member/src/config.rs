@@ -10,7 +10,7 @@ use pagination::CursorCodec;
 use service_runtime::config::{parse_or, ranged_or, seconds_or, url_or};
 use service_runtime::postgres::PostgresSettings;
 use service_runtime::redis::RedisSettings;
-use service_runtime::{ConfigError, EnvSource, HttpSettings};
+use service_runtime::{ConfigError, EnvSource, Environment, HttpSettings};
 
 use crate::SERVICE;
 use crate::domain::oauth::{Provider, ProviderSettings};
@@ -31,7 +31,6 @@ pub struct TokenSettings {
     pub rotation: Duration,
     /// `JWT_MASTER_KEY`: base64 of 32 bytes sealing the private keys at rest.
     pub master_key: [u8; 32],
-    pub master_key_is_default: bool,
     /// `REFRESH_COOKIE_SECURE` (default true): the cookie's `Secure` flag.
     pub cookie_secure: bool,
 }
@@ -59,23 +58,28 @@ pub struct Config {
 
 impl Config {
     pub fn from_env(env: &dyn EnvSource) -> Result<Self, ConfigError> {
-        let (master_key, master_key_is_default) =
-            match env.get("JWT_MASTER_KEY").filter(|v| !v.is_empty()) {
-                None => (DEV_MASTER_KEY, true),
-                Some(raw) => {
-                    let bytes = STANDARD
-                        .decode(raw.trim())
-                        .map_err(|e| ConfigError::new("JWT_MASTER_KEY", "<redacted>", e))?;
-                    let key: [u8; 32] = bytes.try_into().map_err(|_| {
-                        ConfigError::new(
-                            "JWT_MASTER_KEY",
-                            "<redacted>",
-                            "must be base64 of exactly 32 bytes",
-                        )
-                    })?;
-                    (key, false)
-                }
-            };
+        let master_key = match env.get("JWT_MASTER_KEY").filter(|v| !v.is_empty()) {
+            None => {
+                Environment::from_env(env)?.dev_secret(
+                    "JWT_MASTER_KEY",
+                    "private signing keys are sealed with a key anyone can read in this code",
+                )?;
+                DEV_MASTER_KEY
+            }
+            Some(raw) => {
+                let bytes = STANDARD
+                    .decode(raw.trim())
+                    .map_err(|e| ConfigError::new("JWT_MASTER_KEY", "<redacted>", e))?;
+                let key: [u8; 32] = bytes.try_into().map_err(|_| {
+                    ConfigError::new(
+                        "JWT_MASTER_KEY",
+                        "<redacted>",
+                        "must be base64 of exactly 32 bytes",
+                    )
+                })?;
+                key
+            }
+        };
         let public_url = url_or(
             env,
             "MEMBER_PUBLIC_URL",
@@ -99,7 +103,6 @@ impl Config {
                 family_lifetime: seconds_or(env, "REFRESH_FAMILY_MAX_SECONDS", 30 * 86_400, 1)?,
                 rotation: seconds_or(env, "JWT_KEY_ROTATION_SECONDS", 3600, 1)?,
                 master_key,
-                master_key_is_default,
                 cookie_secure: parse_or(env, "REFRESH_COOKIE_SECURE", true)?,
             },
             password: HashParams {

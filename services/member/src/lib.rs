@@ -47,11 +47,6 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     if config.database.migrate_on_start {
         apply_migrations::<Migrator>(&db).await?;
     }
-    if config.tokens.master_key_is_default {
-        tracing::warn!(
-            "JWT_MASTER_KEY is not set: private keys are sealed with the development key"
-        );
-    }
     let redis = pool(&config.redis)?;
     let prefix = config.redis.key_prefix.clone();
     let keys = Arc::new(KeyRing::new(
