@@ -147,7 +147,7 @@ impl Bench {
             .access_token(
                 member_id,
                 MemberRole::User,
-                std::time::Duration::from_secs(3600),
+                std::time::Duration::from_secs(900),
             )
             .await
             .unwrap()

@@ -208,7 +208,7 @@ async fn main() {
     test_harness::platform::wait_ready(&base).await;
 
     let token = keys
-        .access_token(1, MemberRole::User, Duration::from_secs(3600))
+        .access_token(1, MemberRole::User, Duration::from_secs(900))
         .await
         .unwrap();
     let jpeg = Arc::new(photo(1 << 20));

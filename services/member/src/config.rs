@@ -91,12 +91,25 @@ impl Config {
             oauth.extend(ProviderSettings::from_env(env, provider, &public_url)?);
         }
         let access_ttl = seconds_or(env, "ACCESS_TOKEN_TTL_SECONDS", 900, 1)?;
+        let auth = auth::AuthSettings::from_env(env)?;
+        // Every verifier refuses tokens living longer than its maximum: issuing them would
+        // lock every member out, so say so at startup instead.
+        if access_ttl > auth.max_lifetime {
+            return Err(ConfigError::new(
+                "ACCESS_TOKEN_TTL_SECONDS",
+                &access_ttl.as_secs().to_string(),
+                format!(
+                    "must not exceed JWT_MAX_LIFETIME_SECONDS ({}), which every verifier enforces",
+                    auth.max_lifetime.as_secs()
+                ),
+            ));
+        }
         Ok(Self {
             http: HttpSettings::from_env(env, SERVICE)?,
             database: PostgresSettings::from_env(env, SERVICE)?,
             redis: RedisSettings::from_env(env)?,
             events: EventsConfig::from_env(env, SERVICE)?,
-            auth: auth::AuthSettings::from_env(env)?,
+            auth,
             tokens: TokenSettings {
                 access_ttl,
                 refresh_ttl: seconds_or(env, "REFRESH_TOKEN_TTL_SECONDS", 7 * 86_400, 1)?,

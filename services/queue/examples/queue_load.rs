@@ -62,7 +62,7 @@ async fn tokens(from: i64, to: i64, out: &str) {
     let mut lines = String::new();
     for id in from..=to {
         let token = keys
-            .access_token(id, MemberRole::User, std::time::Duration::from_secs(3600))
+            .access_token(id, MemberRole::User, std::time::Duration::from_secs(900))
             .await
             .unwrap();
         lines.push_str(&token);

@@ -298,7 +298,7 @@ async fn main() {
     let mut tokens = Vec::new();
     for id in 1..=1000_i64 {
         tokens.push(
-            keys.access_token(id, MemberRole::User, Duration::from_secs(3600))
+            keys.access_token(id, MemberRole::User, Duration::from_secs(900))
                 .await
                 .unwrap(),
         );

@@ -168,6 +168,7 @@ fn check_segment(segment: &str) -> Result<(), PathRefusal> {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
