@@ -3,10 +3,14 @@
 
 mod common;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use common::{App, PASSWORD, spawn, unique_email};
 use reqwest::Response;
 use serde_json::{Value, json};
 use test_harness::platform::assert_json_error;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 fn location(res: &Response) -> url::Url {
     url::Url::parse(res.headers()["location"].to_str().unwrap()).unwrap()
@@ -282,5 +286,76 @@ async fn link_and_unlink_never_remove_the_last_way_in() {
         )
         .await;
     assert_eq!(res.status(), 200);
+    app.stop().await;
+}
+
+/// A relay in front of the real Google server that counts the requests it passes on.
+async fn counting_relay(upstream: String) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let address = listener.local_addr().unwrap();
+    let count = Arc::new(AtomicUsize::new(0));
+    let counter = Arc::clone(&count);
+    test_harness::install_crypto_provider();
+    let http = reqwest::Client::new();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let (counter, http, upstream) = (Arc::clone(&counter), http.clone(), upstream.clone());
+            tokio::spawn(async move {
+                let mut head = Vec::new();
+                let mut chunk = [0u8; 2048];
+                while !head.windows(4).any(|w| w == b"\r\n\r\n") {
+                    match socket.read(&mut chunk).await {
+                        Ok(0) | Err(_) => return,
+                        Ok(n) => head.extend_from_slice(&chunk[..n]),
+                    }
+                }
+                let head = String::from_utf8_lossy(&head).into_owned();
+                let path = head.split_whitespace().nth(1).unwrap_or("/").to_owned();
+                counter.fetch_add(1, Ordering::SeqCst);
+                let res = http.get(format!("{upstream}{path}")).send().await.unwrap();
+                let status = res.status().as_u16();
+                let body = res.bytes().await.unwrap();
+                let answer = format!(
+                    "HTTP/1.1 {status} OK\r\ncontent-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n",
+                    body.len()
+                );
+                let _ = socket.write_all(answer.as_bytes()).await;
+                let _ = socket.write_all(&body).await;
+                let _ = socket.shutdown().await;
+            });
+        }
+    });
+    (format!("http://{address}"), count)
+}
+
+#[tokio::test]
+async fn the_provider_jwks_is_fetched_once_for_many_callbacks() {
+    let (relay, fetches) = counting_relay(common::oauth_google()).await;
+    let app = spawn(&[("GOOGLE_JWKS_URL", &format!("{relay}/jwks"))]).await;
+    for _ in 0..3 {
+        login_with(&app, "google", &unique_email("jwks")).await;
+    }
+    let emails: Vec<String> = (0..5).map(|_| unique_email("jwks-burst")).collect();
+    let logins = emails.iter().map(|email| login_with(&app, "google", email));
+    futures_util::future::join_all(logins).await;
+    assert_eq!(fetches.load(Ordering::SeqCst), 1, "8 callbacks, one fetch");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unreachable_provider_is_a_502_without_internal_detail() {
+    // Nothing listens on port 9: the key set cannot be fetched.
+    let app = spawn(&[("GOOGLE_JWKS_URL", "http://127.0.0.1:9/jwks")]).await;
+    let email = unique_email("down");
+    let start = begin(&app, "google").await;
+    let callback = authorize(&app, start, &email).await;
+    let res = app.client.get(callback).send().await.unwrap();
+    assert_eq!(res.status(), 502);
+    let body = assert_json_error(res, "oauth_provider_unavailable").await;
+    let text = body.to_string();
+    assert!(
+        !text.contains("127.0.0.1") && !text.contains("jwks") && !text.contains("error sending"),
+        "{text}"
+    );
     app.stop().await;
 }

@@ -102,7 +102,7 @@ pub struct Linked {
 /// email, or creates a member — and answers our tokens as login does.
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "oauth",
     params(("provider" = String, Path), CallbackQuery),
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 409, body = ErrorBody)))]
+    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 502, body = ErrorBody)))]
 pub async fn callback(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -148,6 +148,17 @@ pub async fn callback(
         .map_err(|e| match e {
             OAuthError::Exchange(m) => MemberError::OAuthCodeRejected(m),
             OAuthError::Identity(m) => MemberError::OAuthIdentityRejected(m),
+            OAuthError::Unavailable(m) => {
+                tracing::warn!(error = %m, "OAuth provider unreachable");
+                MemberError::Http(service_runtime::HttpError::new(
+                    actix_web::http::StatusCode::BAD_GATEWAY,
+                    "oauth_provider_unavailable",
+                    format!(
+                        "{} cannot be reached right now; try again",
+                        provider.as_str()
+                    ),
+                ))
+            }
         })?;
     let txn = state.db.begin().await?;
     if let Some(member_id) = pending.link_member {
