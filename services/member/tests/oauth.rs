@@ -48,6 +48,46 @@ async fn login_with(app: &App, provider: &str, email: &str) -> Value {
     body
 }
 
+/// Links `provider` (as the provider user `email`) to the member of `access`; the
+/// callback's response.
+async fn link_with(app: &App, provider: &str, access: &str, email: &str) -> Response {
+    let res = app
+        .client
+        .post(app.url(&format!("/api/v1/auth/oauth/{provider}/link")))
+        .bearer_auth(access)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(res.status(), 200);
+    let body: Value = res.json().await.unwrap();
+    let url = url::Url::parse(body["authorization_url"].as_str().unwrap()).unwrap();
+    let callback = authorize(app, url, email).await;
+    app.client.get(callback).send().await.unwrap()
+}
+
+async fn password_login(app: &App, email: &str) -> Response {
+    app.post(
+        "/api/v1/auth/login",
+        json!({"email": email, "password": PASSWORD}),
+    )
+    .await
+}
+
+async fn me(app: &App, access: &str) -> Value {
+    let res = app.get_as("/api/v1/members/me", access).await;
+    assert_eq!(res.status(), 200);
+    res.json().await.unwrap()
+}
+
+async fn member_row(app: &App, id: i64) -> member::store::members::Model {
+    let config = member::Config::from_env(app.env.vars()).unwrap();
+    let db = service_runtime::postgres::connect_lazy(&config.database).unwrap();
+    member::store::members::by_id(&db, id)
+        .await
+        .unwrap()
+        .unwrap()
+}
+
 #[tokio::test]
 async fn the_redirect_carries_pkce_state_and_for_google_a_nonce() {
     let app = spawn(&[]).await;
@@ -107,28 +147,150 @@ async fn google_and_kakao_logins_create_then_reuse_a_member() {
 }
 
 #[tokio::test]
-async fn a_verified_provider_email_links_to_the_existing_account() {
+async fn a_verified_google_identity_never_inherits_an_attackers_password() {
     let app = spawn(&[]).await;
-    let email = unique_email("linkme");
-    let created = app.register(&email).await;
-    let via_google = login_with(&app, "google", &email).await;
-    assert_eq!(via_google["member_id"], created["id"]);
-    let via_kakao = login_with(&app, "kakao", &email).await;
-    assert_eq!(via_kakao["member_id"], created["id"]);
+    // The attacker registers the victim's address (nobody verifies it), logs in, and adds a
+    // second way in: their own Kakao account, linked from their session.
+    let victim_email = unique_email("victim");
+    let registered = app.register(&victim_email).await;
+    let account = registered["id"].as_i64().unwrap();
+    let login = password_login(&app, &victim_email).await;
+    assert_eq!(login.status(), 200);
+    let attacker: Value = login.json().await.unwrap();
+    let attacker_access = attacker["access_token"].as_str().unwrap();
+    let attacker_kakao = format!("noemail+{}", unique_email("attacker"));
+    let res = link_with(&app, "kakao", attacker_access, &attacker_kakao).await;
+    assert_eq!(res.status(), 200);
 
-    // An unverified email never takes over an account: it gets a new member.
-    let login = login_with(&app, "google", &format!("unverified+{email}")).await;
-    assert_ne!(login["member_id"], created["id"]);
-    let me: Value = app
-        .get_as(
-            "/api/v1/members/me",
-            login["access_token"].as_str().unwrap(),
+    // The victim signs in with Google, which verifies the address.
+    let victim = login_with(&app, "google", &victim_email).await;
+    assert_eq!(victim["member_id"], account, "the address's owner gets it");
+    let notice = &victim["account_reclaimed"];
+    assert_eq!(notice["password_removed"], true, "{victim}");
+    assert_eq!(notice["unlinked"], json!(["kakao"]), "{victim}");
+    assert!(
+        notice["sessions_revoked"].as_u64().unwrap() >= 1,
+        "{victim}"
+    );
+    let message = notice["message"].as_str().unwrap();
+    assert!(
+        message.contains("password") && message.contains("signed out"),
+        "{message}"
+    );
+
+    // Every way in the attacker had is gone: the password, the session, the linked Kakao.
+    let res = password_login(&app, &victim_email).await;
+    assert_eq!(res.status(), 401);
+    assert_json_error(res, "invalid_credentials").await;
+    let res = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": attacker["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 401);
+    let via_kakao = login_with(&app, "kakao", &attacker_kakao).await;
+    assert_ne!(via_kakao["member_id"], account);
+
+    // The victim's account: their verified email, no password, Google linked.
+    let row = member_row(&app, account).await;
+    assert!(row.email_verified);
+    assert!(row.password_hash.is_none());
+    let access = victim["access_token"].as_str().unwrap();
+    assert_eq!(me(&app, access).await["email"], victim_email.as_str());
+    let again = login_with(&app, "google", &victim_email).await;
+    assert_eq!(again["member_id"], account);
+    assert!(again.get("account_reclaimed").is_none(), "said once");
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_verified_kakao_identity_also_takes_over_an_unverified_account() {
+    let app = spawn(&[]).await;
+    let email = unique_email("kakao-victim");
+    let registered = app.register(&email).await;
+    let victim = login_with(&app, "kakao", &email).await;
+    assert_eq!(victim["member_id"], registered["id"]);
+    assert_eq!(victim["account_reclaimed"]["password_removed"], true);
+    assert_eq!(victim["account_reclaimed"]["unlinked"], json!([]));
+    assert_eq!(password_login(&app, &email).await.status(), 401);
+    // The email is verified now: Google links to it like any verified account.
+    let google = login_with(&app, "google", &email).await;
+    assert_eq!(google["member_id"], registered["id"]);
+    assert!(google.get("account_reclaimed").is_none());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn an_unverified_provider_email_never_claims_an_account() {
+    let app = spawn(&[]).await;
+    let email = unique_email("claimed");
+    let created = app.register(&email).await;
+    for provider in ["google", "kakao"] {
+        // The provider shares the address but does not vouch for it: a new member, no email.
+        let login = login_with(&app, provider, &format!("unverified+{email}")).await;
+        assert_ne!(login["member_id"], created["id"], "{provider}");
+        assert!(login.get("account_reclaimed").is_none());
+        let profile = me(&app, login["access_token"].as_str().unwrap()).await;
+        assert!(profile.get("email").is_none() || profile["email"].is_null());
+    }
+    // The registered account is untouched: password works, nothing linked, still unverified.
+    assert_eq!(password_login(&app, &email).await.status(), 200);
+    let row = member_row(&app, created["id"].as_i64().unwrap()).await;
+    assert!(!row.email_verified);
+    assert!(row.password_hash.is_some());
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_verified_account_links_without_losing_anything() {
+    let app = spawn(&[]).await;
+    // A provider-only account (verified by Google): Kakao with the same verified email joins.
+    let email = unique_email("oauth-only");
+    let google = login_with(&app, "google", &email).await;
+    let kakao = login_with(&app, "kakao", &email).await;
+    assert_eq!(kakao["member_id"], google["member_id"]);
+    assert!(kakao.get("account_reclaimed").is_none(), "{kakao}");
+    let access = google["access_token"].as_str().unwrap();
+    assert_eq!(
+        app.post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": google["refresh_token"]})
         )
         .await
-        .json()
-        .await
-        .unwrap();
-    assert!(me.get("email").is_none() || me["email"].is_null());
+        .status(),
+        200,
+        "the earlier session lives on"
+    );
+    assert_eq!(me(&app, access).await["email"], email.as_str());
+
+    // A password member who links Google from their session (the safe way in for a password
+    // account): the address is proven by the member who holds the password, which stays.
+    let email = unique_email("password");
+    let (id, access, refresh) = {
+        app.register(&email).await;
+        let body: Value = password_login(&app, &email).await.json().await.unwrap();
+        (
+            body["member_id"].as_i64().unwrap(),
+            body["access_token"].as_str().unwrap().to_owned(),
+            body["refresh_token"].as_str().unwrap().to_owned(),
+        )
+    };
+    let res = link_with(&app, "google", &access, &email).await;
+    assert_eq!(res.status(), 200);
+    assert_eq!(res.json::<Value>().await.unwrap()["linked"], "google");
+    assert!(member_row(&app, id).await.email_verified);
+    // Now a verified account: Kakao's verified email links, and nothing is taken away.
+    let kakao = login_with(&app, "kakao", &email).await;
+    assert_eq!(kakao["member_id"], id);
+    assert!(kakao.get("account_reclaimed").is_none(), "{kakao}");
+    assert_eq!(password_login(&app, &email).await.status(), 200);
+    assert_eq!(
+        app.post("/api/v1/auth/refresh", json!({"refresh_token": refresh}))
+            .await
+            .status(),
+        200
+    );
     app.stop().await;
 }
 
@@ -188,11 +350,16 @@ async fn bad_or_replayed_state_and_provider_errors_are_refused() {
         .into_owned();
     let res = app
         .get(&format!(
-            "/api/v1/auth/oauth/google/callback?error=access_denied&state={state}"
+            "/api/v1/auth/oauth/google/callback?error=access_denied&error_description=Call+0800&state={state}"
         ))
         .await;
     assert_eq!(res.status(), 400);
-    assert_json_error(res, "oauth_denied").await;
+    let body = assert_json_error(res, "oauth_denied").await;
+    assert!(body["message"].as_str().unwrap().contains("access_denied"));
+    assert!(
+        !body["message"].as_str().unwrap().contains("0800"),
+        "free text not echoed"
+    );
 
     // A code the provider never issued.
     let start = begin(&app, "kakao").await;
@@ -232,22 +399,7 @@ async fn link_and_unlink_never_remove_the_last_way_in() {
     assert_json_error(res, "last_login_method").await;
 
     // Link Google too (the logged-in flow), then Kakao may go.
-    let res = app
-        .client
-        .post(app.url("/api/v1/auth/oauth/google/link"))
-        .bearer_auth(&access)
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(res.status(), 200);
-    let url: Value = res.json().await.unwrap();
-    let callback = authorize(
-        &app,
-        url::Url::parse(url["authorization_url"].as_str().unwrap()).unwrap(),
-        &unique_email("second"),
-    )
-    .await;
-    let res = app.client.get(callback).send().await.unwrap();
+    let res = link_with(&app, "google", &access, &unique_email("second")).await;
     assert_eq!(res.status(), 200);
     assert_eq!(res.json::<Value>().await.unwrap()["linked"], "google");
     let res = app
@@ -267,25 +419,22 @@ async fn link_and_unlink_never_remove_the_last_way_in() {
         .unwrap();
     assert_eq!(res.status(), 404, "not linked any more");
 
-    // A password member can unlink their only provider.
+    // A password member can unlink their only provider (linked from their session).
     let email = unique_email("pw");
     app.register(&email).await;
-    let linked = login_with(&app, "kakao", &email).await;
+    let body: Value = password_login(&app, &email).await.json().await.unwrap();
+    let access = body["access_token"].as_str().unwrap();
+    let res = link_with(&app, "kakao", access, &format!("noemail+{email}")).await;
+    assert_eq!(res.status(), 200);
     let res = app
         .client
         .delete(app.url("/api/v1/auth/oauth/kakao"))
-        .bearer_auth(linked["access_token"].as_str().unwrap())
+        .bearer_auth(access)
         .send()
         .await
         .unwrap();
     assert_eq!(res.status(), 204);
-    let res = app
-        .post(
-            "/api/v1/auth/login",
-            json!({"email": email, "password": PASSWORD}),
-        )
-        .await;
-    assert_eq!(res.status(), 200);
+    assert_eq!(password_login(&app, &email).await.status(), 200);
     app.stop().await;
 }
 

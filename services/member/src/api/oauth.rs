@@ -1,5 +1,6 @@
 //! Google and Kakao login: redirect to the provider, handle its callback, link and unlink.
 
+use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
 use actix_web::{HttpResponse, web};
 use auth::AuthMember;
@@ -7,6 +8,7 @@ use contracts::ErrorBody;
 use contracts::{EventEnvelope, EventType, redis_keys};
 use sea_orm::{DatabaseTransaction, TransactionTrait};
 use serde::{Deserialize, Serialize};
+use service_runtime::HttpError;
 use utoipa::{IntoParams, ToSchema};
 
 use super::refresh_cookie;
@@ -97,12 +99,53 @@ pub struct Linked {
     pub linked: String,
 }
 
-/// The provider's redirect back: checks the single-use state, exchanges the code (with the
-/// PKCE verifier), verifies who logged in, then logs in the linked member, links by verified
-/// email, or creates a member — and answers our tokens as login does.
+/// Said when a provider login took over an account whose email had never been verified.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct AccountReclaimed {
+    /// For the user, as is.
+    pub message: String,
+    /// The account had a password; it no longer works.
+    pub password_removed: bool,
+    /// How many logins (refresh-token families) of the account were revoked.
+    pub sessions_revoked: usize,
+    /// Providers that were linked to the account and are not any more.
+    pub unlinked: Vec<String>,
+}
+
+/// A provider login: our tokens, as login answers them, and — when this login took over an
+/// unverified account — what was removed from it.
+#[derive(Serialize, ToSchema)]
+pub struct OAuthLogin {
+    #[serde(flatten)]
+    pub tokens: TokenPair,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub account_reclaimed: Option<AccountReclaimed>,
+}
+
+/// What a callback answers: a login, or (for a link flow) the linked provider.
+#[derive(Serialize, ToSchema)]
+#[serde(untagged)]
+pub enum CallbackAnswer {
+    Login(OAuthLogin),
+    Linked(Linked),
+}
+
+/// The provider's redirect back. Consumes the single-use state, exchanges the code (with the PKCE verifier), verifies who
+/// logged in (for Google the ID token, its signature, issuer, audience and nonce), then: a
+/// link flow links to the member who started it; a login logs in the linked member, or the
+/// member with that verified email (taking over an account whose email was never verified:
+/// its password, other providers and sessions are removed, and the answer says so), or a new
+/// member.
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "oauth",
     params(("provider" = String, Path), CallbackQuery),
-    responses((status = 200, body = TokenPair), (status = 400, body = ErrorBody), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody), (status = 409, body = ErrorBody), (status = 500, body = ErrorBody), (status = 502, body = ErrorBody)))]
+    responses(
+        (status = 200, body = CallbackAnswer, description = "a login (token pair + refresh cookie, and `account_reclaimed` when an unverified account was taken over) or `{linked}`"),
+        (status = 400, body = ErrorBody, description = "`invalid_state` (unknown, expired, used or other provider's state), `oauth_denied`, `oauth_code_rejected`, `bad_request` (no code)"),
+        (status = 401, body = ErrorBody, description = "`oauth_identity_rejected`: the ID token or user info does not verify (signature, issuer, audience, nonce)"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the provider is not configured, or the linking member is gone"),
+        (status = 409, body = ErrorBody, description = "`identity_taken`, `already_linked`, `email_taken`"),
+        (status = 500, body = ErrorBody, description = "`internal`"),
+        (status = 502, body = ErrorBody, description = "`oauth_provider_unavailable`: the provider could not be reached")))]
 pub async fn callback(
     state: web::Data<AppState>,
     name: web::Path<String>,
@@ -127,53 +170,130 @@ pub async fn callback(
         .and_then(|p| serde_json::from_str(&p).ok())
         .filter(|p: &PendingAuthorization| p.provider == provider)
         .ok_or(MemberError::InvalidState)?;
+    finish(&state, provider, &settings, &query, &pending).await
+}
+
+/// The provider's `error` code, if it looks like one (never its free-text description, which
+/// anyone can put in a link).
+fn provider_error_code(error: &str) -> String {
+    let code: String = error.chars().take(64).collect();
+    if !code.is_empty()
+        && code
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '_')
+    {
+        code
+    } else {
+        "unknown_error".to_owned()
+    }
+}
+
+/// The callback after the state checked out.
+async fn finish(
+    state: &AppState,
+    provider: Provider,
+    settings: &ProviderSettings,
+    query: &CallbackQuery,
+    pending: &PendingAuthorization,
+) -> Result<HttpResponse> {
     if let Some(error) = &query.error {
-        let detail = query.error_description.as_deref().unwrap_or(error);
-        return Err(MemberError::ProviderDenied(
-            detail.chars().take(200).collect(),
-        ));
+        return Err(MemberError::ProviderDenied(provider_error_code(error)));
     }
     let code = query
         .code
         .as_deref()
         .filter(|c| !c.is_empty())
         .ok_or_else(|| {
-            service_runtime::HttpError::bad_request("the callback has no code")
-                .with_field("code", "required")
+            HttpError::bad_request("the callback has no code").with_field("code", "required")
         })?;
     let identity = state
         .oauth
-        .identify(&settings, code, &pending)
+        .identify(settings, code, pending)
         .await
-        .map_err(|e| match e {
-            OAuthError::Exchange(m) => MemberError::OAuthCodeRejected(m),
-            OAuthError::Identity(m) => MemberError::OAuthIdentityRejected(m),
-            OAuthError::Unavailable(m) => {
-                tracing::warn!(error = %m, "OAuth provider unreachable");
-                MemberError::Http(service_runtime::HttpError::new(
-                    actix_web::http::StatusCode::BAD_GATEWAY,
-                    "oauth_provider_unavailable",
-                    format!(
-                        "{} cannot be reached right now; try again",
-                        provider.as_str()
-                    ),
-                ))
-            }
-        })?;
+        .map_err(|e| identify_error(provider, e))?;
     let txn = state.db.begin().await?;
     if let Some(member_id) = pending.link_member {
-        link_identity(&txn, provider, &identity, member_id).await?;
+        link_to_member(&txn, provider, &identity, member_id).await?;
         txn.commit().await?;
-        return Ok(HttpResponse::Ok().json(Linked {
+        return Ok(HttpResponse::Ok().json(CallbackAnswer::Linked(Linked {
             linked: provider.as_str().to_owned(),
-        }));
+        })));
     }
-    let member = resolve(&txn, provider, &identity).await?;
-    txn.commit().await?;
+    let (member, reclaimed) = resolve(&txn, provider, &identity).await?;
+    let account_reclaimed = match reclaimed {
+        None => {
+            txn.commit().await?;
+            None
+        }
+        Some(reclaim) => {
+            // Revoked before the commit (a failure rolls the takeover back) and again after
+            // it, for a login that used the old password in between.
+            let before = state.tokens.refresh.revoke_all(member.id).await?;
+            txn.commit().await?;
+            let after = state.tokens.refresh.revoke_all(member.id).await?;
+            tracing::warn!(
+                member_id = member.id,
+                provider = provider.as_str(),
+                password_removed = reclaim.password_removed,
+                unlinked = ?reclaim.unlinked,
+                "an unverified account was taken over by the verified owner of its email"
+            );
+            metrics::counter!("member_oauth_account_reclaimed_total").increment(1);
+            Some(reclaim.answer(provider, before + after))
+        }
+    };
     let pair = state.tokens.login(member.id, role_of(&member.role)).await?;
     Ok(HttpResponse::Ok()
-        .cookie(refresh_cookie(&state, &pair))
-        .json(pair))
+        .cookie(refresh_cookie(state, &pair))
+        .json(CallbackAnswer::Login(OAuthLogin {
+            tokens: pair,
+            account_reclaimed,
+        })))
+}
+
+/// The client sees a fixed message; the detail (URLs, library errors) goes to the log.
+fn identify_error(provider: Provider, err: OAuthError) -> MemberError {
+    tracing::warn!(provider = provider.as_str(), error = %err, "OAuth callback refused");
+    match err {
+        OAuthError::Exchange(_) => MemberError::OAuthCodeRejected(format!(
+            "{} did not accept the sign-in; start again",
+            provider.as_str()
+        )),
+        OAuthError::Identity(_) => MemberError::OAuthIdentityRejected(format!(
+            "{}'s answer could not be verified; start again",
+            provider.as_str()
+        )),
+        OAuthError::Unavailable(_) => MemberError::Http(HttpError::new(
+            StatusCode::BAD_GATEWAY,
+            "oauth_provider_unavailable",
+            format!(
+                "{} cannot be reached right now; try again",
+                provider.as_str()
+            ),
+        )),
+    }
+}
+
+/// A link flow: the identity joins the member whose browser started it. When the provider
+/// verifies the member's own email, the email becomes verified (the member holds the account
+/// and now proved the address).
+async fn link_to_member(
+    txn: &DatabaseTransaction,
+    provider: Provider,
+    identity: &ProviderIdentity,
+    member_id: i64,
+) -> Result<()> {
+    let member = members::by_id(txn, member_id)
+        .await?
+        .ok_or(MemberError::MemberNotFound)?;
+    link_identity(txn, provider, identity, member_id).await?;
+    if let Some(email) = verified_email(identity)
+        && !member.email_verified
+        && member.email.as_deref() == Some(email.as_str())
+    {
+        members::set_verified_email(txn, member, email.as_str()).await?;
+    }
+    Ok(())
 }
 
 async fn link_identity(
@@ -206,34 +326,90 @@ async fn link_identity(
     Ok(())
 }
 
-/// The member a provider login is: already linked; else the member with that verified
-/// email (linked now); else a new member.
+/// The provider's email, when the provider vouches for it. An unverified provider email never
+/// links to, or takes over, anything.
+fn verified_email(identity: &ProviderIdentity) -> Option<Email> {
+    identity
+        .email
+        .as_deref()
+        .filter(|_| identity.email_verified)
+        .and_then(|e| Email::parse(e).ok())
+}
+
+/// What a takeover removed (sessions are revoked by the caller, around the commit).
+struct Reclaim {
+    password_removed: bool,
+    unlinked: Vec<String>,
+}
+
+impl Reclaim {
+    fn answer(self, provider: Provider, sessions_revoked: usize) -> AccountReclaimed {
+        let mut message = format!(
+            "An account with this email already existed, but its email had never been \
+             verified. {} verified that the address is yours, so the account is now yours: ",
+            match provider {
+                Provider::Google => "Google",
+                Provider::Kakao => "Kakao",
+            }
+        );
+        let mut removed = Vec::new();
+        if self.password_removed {
+            removed.push("its password was removed".to_owned());
+        }
+        removed.push("everyone signed in to it was signed out".to_owned());
+        if !self.unlinked.is_empty() {
+            removed.push(format!(
+                "these sign-in methods were unlinked: {}",
+                self.unlinked.join(", ")
+            ));
+        }
+        message.push_str(&removed.join("; "));
+        message.push_str(". If you did not create that account, check its profile and posts.");
+        AccountReclaimed {
+            message,
+            password_removed: self.password_removed,
+            sessions_revoked,
+            unlinked: self.unlinked,
+        }
+    }
+}
+
+/// The member a provider login is: already linked; else the member with that verified email
+/// (linked now — taken over first when its email was never verified); else a new member.
 async fn resolve(
     txn: &DatabaseTransaction,
     provider: Provider,
     identity: &ProviderIdentity,
-) -> Result<members::Model> {
+) -> Result<(members::Model, Option<Reclaim>)> {
     if let Some(account) = oauth_accounts::find(txn, provider.as_str(), &identity.subject).await? {
-        return members::by_id(txn, account.member_id)
+        let member = members::by_id(txn, account.member_id)
             .await?
-            .ok_or(MemberError::MemberNotFound);
+            .ok_or(MemberError::MemberNotFound)?;
+        return Ok((member, None));
     }
-    let verified = identity
-        .email
-        .as_deref()
-        .filter(|_| identity.email_verified)
-        .and_then(|e| Email::parse(e).ok());
+    let verified = verified_email(identity);
     if let Some(email) = &verified
-        && let Some(member) = members::by_email(txn, email.as_str()).await?
+        && let Some(member) = members::by_email_locked(txn, email.as_str()).await?
     {
+        if member.email_verified {
+            // The address was proven before: the provider's owner of it is the member.
+            link_identity(txn, provider, identity, member.id).await?;
+            return Ok((member, None));
+        }
+        // Nobody ever proved this address. Whoever registered it may be an attacker waiting
+        // for its owner (pre-account takeover): the verified owner gets the account, and
+        // everything the registrant could have set up to keep a way in goes — the password,
+        // other linked providers, and (by the caller) every session.
+        let password_removed = member.password_hash.is_some();
+        let unlinked = oauth_accounts::unlink_all(txn, member.id).await?;
+        let member = members::reclaim_for_verified_owner(txn, member, email.as_str()).await?;
         link_identity(txn, provider, identity, member.id).await?;
-        let member = if member.email_verified {
-            member
-        } else {
-            // The provider proved the address: mark it verified.
-            members::set_verified_email(txn, member, email.as_str()).await?
+        let nothing_removed = !password_removed && unlinked.is_empty();
+        let reclaim = Reclaim {
+            password_removed,
+            unlinked,
         };
-        return Ok(member);
+        return Ok((member, (!nothing_removed).then_some(reclaim)));
     }
     let nickname = Nickname::coerce(
         identity
@@ -251,7 +427,15 @@ async fn resolve(
             nickname: nickname.as_str(),
         },
     )
-    .await?;
+    .await
+    .map_err(|e| {
+        // Someone registered the address since we looked: start again (it now links).
+        if store::is_unique_violation(&e) {
+            MemberError::EmailTaken
+        } else {
+            e.into()
+        }
+    })?;
     link_identity(txn, provider, identity, member.id).await?;
     let event = EventEnvelope::new(
         EventType::MemberCreate,
@@ -260,7 +444,7 @@ async fn resolve(
         serde_json::json!({ "nickname": member.nickname, "provider": provider.as_str() }),
     );
     events::append(txn, &event, &format!("member:{}", member.id)).await?;
-    Ok(member)
+    Ok((member, None))
 }
 
 /// Unlinks a provider from my account — never the last way to log in.
