@@ -1,8 +1,15 @@
 //! Google and Kakao login: redirect to the provider, handle its callback, link and unlink.
+//!
+//! A flow is bound to the browser that started it: the redirect (or the link request) sets a
+//! short-lived HttpOnly, SameSite=Lax cookie with a random value whose hash is stored with
+//! the state; the callback requires that cookie, so a callback URL opened in another browser
+//! (login CSRF, link CSRF) is refused.
 
+use actix_web::cookie::time::Duration as CookieDuration;
+use actix_web::cookie::{Cookie, SameSite};
 use actix_web::http::StatusCode;
 use actix_web::http::header::LOCATION;
-use actix_web::{HttpResponse, web};
+use actix_web::{HttpRequest, HttpResponse, ResponseError, web};
 use auth::AuthMember;
 use contracts::ErrorBody;
 use contracts::{EventEnvelope, EventType, redis_keys};
@@ -14,6 +21,7 @@ use utoipa::{IntoParams, ToSchema};
 use super::refresh_cookie;
 use crate::domain::oauth::{
     OAuthError, PendingAuthorization, Provider, ProviderIdentity, ProviderSettings,
+    browser_matches, new_browser_binding,
 };
 use crate::domain::profile::{Email, Nickname};
 use crate::domain::tokens::{TokenPair, role_of};
@@ -21,8 +29,36 @@ use crate::error::{MemberError, Result};
 use crate::state::AppState;
 use crate::store::{self, members, oauth_accounts};
 
-/// How long a started login may take to come back.
+/// How long a started login may take to come back (the state and the flow cookie).
 const STATE_TTL_SECONDS: u64 = 600;
+/// Where the flow cookie is sent: the OAuth endpoints only (the callback among them).
+const FLOW_COOKIE_PATH: &str = "/api/v1/auth/oauth";
+
+/// The flow cookie's name: one per provider, so a Google and a Kakao login started in two
+/// tabs do not overwrite each other's binding.
+fn flow_cookie_name(provider: Provider) -> String {
+    format!("oauth_flow_{}", provider.as_str())
+}
+
+/// The browser binding: HttpOnly (no script reads it), SameSite=Lax (sent on the provider's
+/// top-level GET redirect back to us, not on cross-site subrequests or POSTs), Secure as
+/// `REFRESH_COOKIE_SECURE` says, and as short-lived as the state.
+fn flow_cookie(state: &AppState, provider: Provider, value: String) -> Cookie<'static> {
+    let max_age = i64::try_from(STATE_TTL_SECONDS).unwrap_or(600);
+    Cookie::build(flow_cookie_name(provider), value)
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Lax)
+        .path(FLOW_COOKIE_PATH)
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+fn cleared_flow_cookie(state: &AppState, provider: Provider) -> Cookie<'static> {
+    let mut cookie = flow_cookie(state, provider, String::new());
+    cookie.set_max_age(CookieDuration::ZERO);
+    cookie
+}
 
 fn provider(state: &AppState, name: &str) -> Result<(Provider, ProviderSettings)> {
     let provider =
@@ -35,12 +71,14 @@ fn provider(state: &AppState, name: &str) -> Result<(Provider, ProviderSettings)
     Ok((provider, settings))
 }
 
+/// Stores a new flow under its state; answers the provider URL and the browser's cookie.
 async fn begin(
     state: &AppState,
     settings: &ProviderSettings,
     link_member: Option<i64>,
-) -> Result<url::Url> {
-    let (url, csrf, pending) = state.oauth.authorize(settings, link_member)?;
+) -> Result<(url::Url, Cookie<'static>)> {
+    let (binding, binding_hash) = new_browser_binding();
+    let (url, csrf, pending) = state.oauth.authorize(settings, link_member, binding_hash)?;
     let mut conn = state.redis.get().await.map_err(anyhow::Error::from)?;
     let _: () = redis::cmd("SET")
         .arg(redis_keys::oauth_state(&state.redis_prefix, &csrf))
@@ -50,17 +88,22 @@ async fn begin(
         .query_async(&mut *conn)
         .await
         .map_err(anyhow::Error::from)?;
-    Ok(url)
+    Ok((url, flow_cookie(state, settings.provider, binding)))
 }
 
-/// Starts a login with the provider: redirects there (authorization code + PKCE + state).
+/// Starts a login with the provider: redirects there (authorization code + PKCE + state, and
+/// a nonce for Google) and sets the flow cookie that binds the login to this browser.
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}", tag = "oauth",
     params(("provider" = String, Path, description = "google | kakao")),
-    responses((status = 302, description = "to the provider"), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 302, description = "to the provider; sets the `oauth_flow_{provider}` cookie (HttpOnly, SameSite=Lax, 10 min)"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the provider is not configured"),
+        (status = 500, body = ErrorBody, description = "`internal`: Redis is unreachable")))]
 pub async fn start(state: web::Data<AppState>, name: web::Path<String>) -> Result<HttpResponse> {
     let (_, settings) = provider(&state, &name)?;
-    let url = begin(&state, &settings, None).await?;
+    let (url, cookie) = begin(&state, &settings, None).await?;
     Ok(HttpResponse::Found()
+        .cookie(cookie)
         .insert_header((LOCATION, url.to_string()))
         .finish())
 }
@@ -70,18 +113,25 @@ pub struct AuthorizationUrl {
     pub authorization_url: String,
 }
 
-/// Starts linking the provider to my account; open the returned URL in the browser.
+/// Starts linking the provider to my account. Call it from the browser (credentials
+/// included: it sets the flow cookie), then open the returned URL in that same browser; the
+/// callback refuses any other browser.
 #[utoipa::path(post, path = "/api/v1/auth/oauth/{provider}/link", tag = "oauth", security(("bearer" = [])),
     params(("provider" = String, Path)),
-    responses((status = 200, body = AuthorizationUrl), (status = 401, body = ErrorBody), (status = 404, body = ErrorBody)))]
+    responses(
+        (status = 200, body = AuthorizationUrl, description = "sets the `oauth_flow_{provider}` cookie (HttpOnly, SameSite=Lax, 10 min)"),
+        (status = 401, body = ErrorBody, description = "no, expired or revoked access token"),
+        (status = 404, body = ErrorBody, description = "`not_found`: the provider is not configured"),
+        (status = 500, body = ErrorBody, description = "`internal`: Redis is unreachable"),
+        (status = 503, body = ErrorBody, description = "`auth_unavailable`: the token blacklist cannot be checked")))]
 pub async fn link(
     member: AuthMember,
     state: web::Data<AppState>,
     name: web::Path<String>,
 ) -> Result<HttpResponse> {
     let (_, settings) = provider(&state, &name)?;
-    let url = begin(&state, &settings, Some(member.id())).await?;
-    Ok(HttpResponse::Ok().json(AuthorizationUrl {
+    let (url, cookie) = begin(&state, &settings, Some(member.id())).await?;
+    Ok(HttpResponse::Ok().cookie(cookie).json(AuthorizationUrl {
         authorization_url: url.to_string(),
     }))
 }
@@ -130,23 +180,33 @@ pub enum CallbackAnswer {
     Linked(Linked),
 }
 
-/// The provider's redirect back. Consumes the single-use state, exchanges the code (with the PKCE verifier), verifies who
+fn browser_mismatch() -> MemberError {
+    MemberError::Http(HttpError::new(
+        StatusCode::BAD_REQUEST,
+        "browser_mismatch",
+        "this sign-in was not started in this browser, or it expired; start again here",
+    ))
+}
+
+/// The provider's redirect back. Consumes the single-use state, requires the flow cookie of
+/// the browser that started it, exchanges the code (with the PKCE verifier), verifies who
 /// logged in (for Google the ID token, its signature, issuer, audience and nonce), then: a
 /// link flow links to the member who started it; a login logs in the linked member, or the
 /// member with that verified email (taking over an account whose email was never verified:
 /// its password, other providers and sessions are removed, and the answer says so), or a new
-/// member.
+/// member. Clears the flow cookie once the flow is over.
 #[utoipa::path(get, path = "/api/v1/auth/oauth/{provider}/callback", tag = "oauth",
     params(("provider" = String, Path), CallbackQuery),
     responses(
         (status = 200, body = CallbackAnswer, description = "a login (token pair + refresh cookie, and `account_reclaimed` when an unverified account was taken over) or `{linked}`"),
-        (status = 400, body = ErrorBody, description = "`invalid_state` (unknown, expired, used or other provider's state), `oauth_denied`, `oauth_code_rejected`, `bad_request` (no code)"),
+        (status = 400, body = ErrorBody, description = "`invalid_state` (unknown, expired, used or other provider's state), `browser_mismatch` (no or another flow's cookie), `oauth_denied`, `oauth_code_rejected`, `bad_request` (no code)"),
         (status = 401, body = ErrorBody, description = "`oauth_identity_rejected`: the ID token or user info does not verify (signature, issuer, audience, nonce)"),
         (status = 404, body = ErrorBody, description = "`not_found`: the provider is not configured, or the linking member is gone"),
         (status = 409, body = ErrorBody, description = "`identity_taken`, `already_linked`, `email_taken`"),
         (status = 500, body = ErrorBody, description = "`internal`"),
         (status = 502, body = ErrorBody, description = "`oauth_provider_unavailable`: the provider could not be reached")))]
 pub async fn callback(
+    req: HttpRequest,
     state: web::Data<AppState>,
     name: web::Path<String>,
     query: web::Query<CallbackQuery>,
@@ -157,7 +217,8 @@ pub async fn callback(
         .as_deref()
         .filter(|s| !s.is_empty() && s.len() <= 256)
         .ok_or(MemberError::InvalidState)?;
-    // GETDEL: a state works once, so a replayed callback (or a reused code) is refused.
+    // GETDEL: a state works once, whichever browser presents it, so a replayed callback (or
+    // a reused code) is refused.
     let pending: Option<String> = {
         let mut conn = state.redis.get().await.map_err(anyhow::Error::from)?;
         redis::cmd("GETDEL")
@@ -170,7 +231,29 @@ pub async fn callback(
         .and_then(|p| serde_json::from_str(&p).ok())
         .filter(|p: &PendingAuthorization| p.provider == provider)
         .ok_or(MemberError::InvalidState)?;
-    finish(&state, provider, &settings, &query, &pending).await
+    let bound = req
+        .cookie(&flow_cookie_name(provider))
+        .is_some_and(|c| browser_matches(c.value(), &pending.browser));
+    if !bound {
+        // Not this browser's flow: its own cookie (if any) may belong to a flow it is still
+        // in, so it is left alone.
+        tracing::warn!(
+            provider = provider.as_str(),
+            link = pending.link_member.is_some(),
+            "OAuth callback from a browser that did not start the flow: refused"
+        );
+        metrics::counter!("member_oauth_browser_mismatch_total").increment(1);
+        return Err(browser_mismatch());
+    }
+    // This browser's flow is over whatever happens next: clear its cookie.
+    let mut response = match finish(&state, provider, &settings, &query, &pending).await {
+        Ok(response) => response,
+        Err(err) => err.error_response(),
+    };
+    response
+        .add_cookie(&cleared_flow_cookie(&state, provider))
+        .map_err(anyhow::Error::from)?;
+    Ok(response)
 }
 
 /// The provider's `error` code, if it looks like one (never its free-text description, which
@@ -188,7 +271,7 @@ fn provider_error_code(error: &str) -> String {
     }
 }
 
-/// The callback after the state checked out.
+/// The callback after the state and the browser checked out.
 async fn finish(
     state: &AppState,
     provider: Provider,

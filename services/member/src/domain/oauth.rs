@@ -1,6 +1,6 @@
 //! Logging in with Google (OpenID Connect) and Kakao (OAuth 2.0): authorization code flow
-//! with PKCE (S256) and a single-use `state`, plus a `nonce` checked in Google's ID token,
-//! whose signing keys are cached ([`KeyCache`]).
+//! with PKCE (S256) and a single-use `state` bound to the browser that started the flow, plus
+//! a `nonce` checked in Google's ID token, whose signing keys are cached ([`KeyCache`]).
 //! Every endpoint comes from the environment with the real providers' URLs as defaults, so
 //! tests run the same flow against a local OAuth server.
 
@@ -9,6 +9,8 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use async_trait::async_trait;
+use base64::Engine;
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use jsonwebtoken::jwk::{Jwk, JwkSet};
 use jsonwebtoken::{DecodingKey, Validation};
 use oauth2::basic::{
@@ -24,6 +26,7 @@ use secrecy::{ExposeSecret, SecretString};
 use serde::{Deserialize, Serialize};
 use service_runtime::config::{string_or, url_or};
 use service_runtime::{ConfigError, EnvSource};
+use sha2::{Digest, Sha256};
 use tokio::sync::{Mutex, RwLock};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
@@ -160,7 +163,8 @@ type ProviderClient = oauth2::Client<
     EndpointSet,
 >;
 
-/// What is kept between the redirect and the callback (in Redis, under the state).
+/// What is kept between the redirect and the callback (in Redis, under the state). The PKCE
+/// verifier and the nonce never leave the server.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct PendingAuthorization {
     pub provider: Provider,
@@ -168,6 +172,36 @@ pub struct PendingAuthorization {
     pub nonce: String,
     /// Set when a logged-in member is linking this provider to their account.
     pub link_member: Option<i64>,
+    /// SHA-256 (hex) of the browser binding: the random value in the flow cookie set on the
+    /// browser that started the flow. Only that browser can finish it.
+    pub browser: String,
+}
+
+/// A new browser binding: the value for the flow cookie and the hash kept with the state.
+pub fn new_browser_binding() -> (String, String) {
+    let raw: [u8; 32] = rand::random();
+    let value = URL_SAFE_NO_PAD.encode(raw);
+    let hash = binding_hash(&value);
+    (value, hash)
+}
+
+fn binding_hash(value: &str) -> String {
+    Sha256::digest(value.as_bytes())
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// Whether the flow cookie's value is the binding stored with the state. Compares the hashes
+/// in constant time (no early exit), so timing tells nothing about how much matched.
+pub fn browser_matches(cookie_value: &str, stored_hash: &str) -> bool {
+    let presented = binding_hash(cookie_value);
+    let (a, b) = (presented.as_bytes(), stored_hash.as_bytes());
+    if a.len() != b.len() {
+        return false;
+    }
+    let diff = a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y));
+    std::hint::black_box(diff) == 0
 }
 
 /// Who the provider says logged in.
@@ -294,10 +328,12 @@ impl OAuthProviders {
     }
 
     /// The provider's authorization URL, the state to store, and what to store under it.
+    /// `browser` is the hash of the binding put in the starting browser's flow cookie.
     pub fn authorize(
         &self,
         settings: &ProviderSettings,
         link_member: Option<i64>,
+        browser: String,
     ) -> anyhow::Result<(url::Url, String, PendingAuthorization)> {
         let (challenge, verifier) = PkceCodeChallenge::new_random_sha256();
         let nonce = CsrfToken::new_random().secret().clone();
@@ -319,6 +355,7 @@ impl OAuthProviders {
                 pkce_verifier: verifier.secret().clone(),
                 nonce,
                 link_member,
+                browser,
             },
         ))
     }
@@ -714,6 +751,23 @@ mod tests {
             fetched_at: None,
         };
         assert!(down.key(Some("a")).await.is_ok());
+    }
+
+    #[test]
+    fn a_binding_matches_only_its_own_cookie() {
+        let (value, hash) = new_browser_binding();
+        let (other, other_hash) = new_browser_binding();
+        assert_ne!(value, other);
+        assert!(browser_matches(&value, &hash));
+        assert!(!browser_matches(&other, &hash));
+        assert!(!browser_matches(&value, &other_hash));
+        assert!(!browser_matches("", &hash));
+        assert!(!browser_matches(&value, ""));
+        assert!(
+            !browser_matches(&hash, &hash),
+            "the stored hash is not a cookie"
+        );
+        assert_eq!(value.len(), 43, "256 random bits");
     }
 
     fn kakao(account: serde_json::Value) -> ProviderIdentity {
