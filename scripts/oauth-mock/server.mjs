@@ -1,7 +1,8 @@
 // Two local OAuth 2.0 servers (oauth2-mock-server: real discovery, JWKS, authorization code
 // with PKCE, signed tokens), shaped like the providers member talks to:
 //   google: OpenID Connect — the ID token carries sub, email, email_verified, name, nonce.
-//   kakao:  OAuth 2.0 — /v2/user/me answers {id, kakao_account: {email, is_email_verified}}.
+//   kakao:  OAuth 2.0 — /v2/user/me answers {id, kakao_account: {email, is_email_verified,
+//           is_email_valid}} (member ignores an email Kakao marks unverified or invalid).
 // The test plays the user: it adds `login_hint=<email>` to the authorize URL to choose who
 // logs in (`unverified+...@` gives an unverified email, `noemail+...@` shares none).
 //
@@ -73,6 +74,7 @@ async function provider(kind, port) {
         kakao_account: {
           email: who.email,
           is_email_verified: who.email ? who.verified : undefined,
+          is_email_valid: who.email ? true : undefined,
           profile: { nickname: who.name },
         },
       };

@@ -2,7 +2,7 @@
 
 use chrono::{DateTime, Utc};
 use sea_orm::entity::prelude::*;
-use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder};
+use sea_orm::{ActiveValue::Set, ConnectionTrait, QueryOrder, QuerySelect};
 
 #[derive(Clone, Debug, PartialEq, Eq, DeriveEntityModel)]
 #[sea_orm(table_name = "members")]
@@ -58,6 +58,19 @@ pub async fn by_email<C: ConnectionTrait>(conn: &C, email: &str) -> Result<Optio
         .await
 }
 
+/// The member with `email`, its row locked until the transaction ends (`FOR UPDATE`), so a
+/// decision taken on it (link, or take over) cannot race another.
+pub async fn by_email_locked<C: ConnectionTrait>(
+    conn: &C,
+    email: &str,
+) -> Result<Option<Model>, DbErr> {
+    Entity::find()
+        .filter(Column::Email.eq(email))
+        .lock_exclusive()
+        .one(conn)
+        .await
+}
+
 pub async fn by_ids<C: ConnectionTrait>(conn: &C, ids: &[i64]) -> Result<Vec<Model>, DbErr> {
     Entity::find()
         .filter(Column::Id.is_in(ids.iter().copied()))
@@ -101,6 +114,22 @@ pub async fn set_verified_email<C: ConnectionTrait>(
     email: &str,
 ) -> Result<Model, DbErr> {
     let mut active: ActiveModel = member.into();
+    active.email = Set(Some(email.to_owned()));
+    active.email_verified = Set(true);
+    active.updated_at = Set(Utc::now());
+    active.update(conn).await
+}
+
+/// The verified owner of the member's email takes the account over: the password (set by
+/// whoever registered the address without proving it) is removed and the email is marked
+/// verified. The caller also unlinks the other providers and revokes every session.
+pub async fn reclaim_for_verified_owner<C: ConnectionTrait>(
+    conn: &C,
+    member: Model,
+    email: &str,
+) -> Result<Model, DbErr> {
+    let mut active: ActiveModel = member.into();
+    active.password_hash = Set(None);
     active.email = Set(Some(email.to_owned()));
     active.email_verified = Set(true);
     active.updated_at = Set(Utc::now());

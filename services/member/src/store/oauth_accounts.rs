@@ -68,3 +68,19 @@ pub async fn unlink<C: ConnectionTrait>(
         .await?
         .rows_affected)
 }
+
+/// Unlinks every provider of `member_id`; returns the providers that were linked.
+pub async fn unlink_all<C: ConnectionTrait>(
+    conn: &C,
+    member_id: i64,
+) -> Result<Vec<String>, DbErr> {
+    let linked = of_member(conn, member_id).await?;
+    Entity::delete_many()
+        .filter(Column::MemberId.eq(member_id))
+        .exec(conn)
+        .await?;
+    let mut providers: Vec<String> = linked.into_iter().map(|a| a.provider).collect();
+    providers.sort();
+    providers.dedup();
+    Ok(providers)
+}
