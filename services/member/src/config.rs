@@ -35,6 +35,9 @@ pub struct TokenSettings {
     /// `REFRESH_COOKIE_SECURE` (default true): the cookie's `Secure` flag (also the login
     /// device cookie's).
     pub cookie_secure: bool,
+    /// `REFRESH_REUSE_GRACE_SECONDS` (default 10, 0 = off): how long after a rotation the
+    /// rotated token still answers with the same successor (two tabs refreshing at once).
+    pub reuse_grace: Duration,
 }
 
 /// How many failed logins are tolerated (docs/member.md "Login limits"). Only failures
@@ -178,6 +181,12 @@ impl Config {
                 master_key,
                 master_key_is_default,
                 cookie_secure: parse_or(env, "REFRESH_COOKIE_SECURE", true)?,
+                reuse_grace: Duration::from_secs(ranged_or(
+                    env,
+                    "REFRESH_REUSE_GRACE_SECONDS",
+                    10,
+                    0..=60,
+                )?),
             },
             password: HashParams {
                 memory_kib: ranged_or(env, "ARGON2_MEMORY_KIB", 19_456, 8..=4_194_304)?,
@@ -250,5 +259,13 @@ mod tests {
         assert_eq!(both.var, "LOGIN_ATTEMPTS_PER_MINUTE");
         let bad = LoginLimits::from_env(&env(&[("LOGIN_FAILURES_PER_CLIENT", "0")])).unwrap_err();
         assert_eq!(bad.var, "LOGIN_FAILURES_PER_CLIENT");
+    }
+
+    #[test]
+    fn the_refresh_grace_window_is_bounded() {
+        let config = Config::from_env(&env(&[])).unwrap();
+        assert_eq!(config.tokens.reuse_grace, Duration::from_secs(10));
+        let err = Config::from_env(&env(&[("REFRESH_REUSE_GRACE_SECONDS", "3600")])).unwrap_err();
+        assert_eq!(err.var, "REFRESH_REUSE_GRACE_SECONDS");
     }
 }

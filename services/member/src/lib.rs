@@ -89,7 +89,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
                 &prefix,
                 config.tokens.refresh_ttl,
                 config.tokens.family_lifetime,
-            ),
+            )
+            .with_reuse_grace(config.tokens.reuse_grace),
             access_ttl: config.tokens.access_ttl,
         },
         passwords: PasswordHasher::new(config.password)?,

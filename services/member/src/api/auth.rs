@@ -293,10 +293,17 @@ fn presented_refresh(req: &HttpRequest, body: Option<web::Json<RefreshRequest>>)
 }
 
 /// Rotates the refresh token (from the cookie, or the JSON body for non-browser clients) and
-/// answers a new pair. A reused token revokes the whole login and answers 401 with
+/// answers a new pair. The same token presented again within `REFRESH_REUSE_GRACE_SECONDS`
+/// (10 s) of its rotation — two tabs refreshing at once — answers the same refresh token
+/// again with a fresh access token. Presented again later (or after its successor was used
+/// too), it counts as reuse: the whole login is revoked and the answer is 401 with
 /// `X-Relogin-Required: true`.
 #[utoipa::path(post, path = "/api/v1/auth/refresh", tag = "auth", request_body(content = RefreshRequest, description = "optional when the cookie is sent"),
-    responses((status = 200, body = TokenPair), (status = 401, body = ErrorBody)))]
+    responses(
+        (status = 200, body = TokenPair, description = "rotated (or, within the grace window, the same successor again); sets the `refresh_token` cookie"),
+        (status = 401, body = ErrorBody, description = "`refresh_invalid` (missing, unknown, expired, revoked) or `refresh_reused` (the login is now revoked); both with `X-Relogin-Required: true`"),
+        (status = 500, body = ErrorBody, description = "`internal` (Redis or Postgres failed; the cause is logged, not shown)"),
+    ))]
 pub async fn refresh(
     req: HttpRequest,
     state: web::Data<AppState>,
@@ -304,7 +311,14 @@ pub async fn refresh(
 ) -> Result<HttpResponse> {
     let token = presented_refresh(&req, body).ok_or(MemberError::RefreshInvalid)?;
     match state.tokens.refresh.rotate(&token).await? {
-        Rotation::Rotated { member_id, token } => {
+        Rotation::Rotated {
+            member_id,
+            token,
+            repeated,
+        } => {
+            if repeated {
+                metrics::counter!("member_refresh_grace_total").increment(1);
+            }
             let member = members::by_id(&state.db, member_id)
                 .await?
                 .ok_or(MemberError::RefreshInvalid)?;
@@ -328,7 +342,7 @@ pub async fn refresh(
 /// Logs out: the access token is blacklisted until it expires, the refresh token's login is
 /// revoked, the cookie cleared.
 #[utoipa::path(post, path = "/api/v1/auth/logout", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub async fn logout(
     req: HttpRequest,
     member: AuthMember,
