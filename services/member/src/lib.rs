@@ -23,14 +23,14 @@ use service_runtime::postgres::{PostgresProbe, connect_lazy, migrate as apply_mi
 use service_runtime::redis::{RedisProbe, pool};
 use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
 
-pub use config::{Config, TokenSettings};
+pub use config::{Config, LoginLimits, TokenSettings};
 pub use migrations::Migrator;
 
 use crate::domain::keys::{KeyRing, LocalJwks};
 use crate::domain::oauth::OAuthProviders;
 use crate::domain::passwords::PasswordHasher;
 use crate::domain::refresh::RefreshTokens;
-use crate::domain::tokens::TokenIssuer;
+use crate::domain::tokens::{KnownDevices, TokenIssuer};
 use crate::state::AppState;
 
 pub const SERVICE: ServiceName = ServiceName::Member;
@@ -84,17 +84,19 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
                 &prefix,
                 config.tokens.refresh_ttl,
                 config.tokens.family_lifetime,
-            ),
+            )
+            .with_reuse_grace(config.tokens.reuse_grace),
             access_ttl: config.tokens.access_ttl,
         },
         passwords: PasswordHasher::new(config.password)?,
         limiter: RateLimiter::new(redis.clone(), &prefix),
-        login_attempts_per_minute: config.login_attempts_per_minute,
+        login: config.login.clone(),
+        devices: KnownDevices::new(redis.clone(), &prefix, config.login.device_ttl),
         blacklist,
         oauth: OAuthProviders::new(config.oauth.clone())?,
         cursor: config.cursor.clone(),
         cookie_secure: config.tokens.cookie_secure,
-        trust_forwarded_for: config.trust_forwarded_for,
+        trusted_proxies: config.trusted_proxies.clone(),
     });
     let verifier = web::Data::new(verifier);
     let readiness = Readiness::default()

@@ -5,10 +5,12 @@ use deadpool_redis::Pool;
 use pagination::CursorCodec;
 use ratelimit::RateLimiter;
 use sea_orm::DatabaseConnection;
+use service_runtime::TrustedProxies;
 
+use crate::config::LoginLimits;
 use crate::domain::oauth::OAuthProviders;
 use crate::domain::passwords::PasswordHasher;
-use crate::domain::tokens::TokenIssuer;
+use crate::domain::tokens::{KnownDevices, TokenIssuer};
 
 pub struct AppState {
     pub db: DatabaseConnection,
@@ -17,10 +19,12 @@ pub struct AppState {
     pub tokens: TokenIssuer,
     pub passwords: PasswordHasher,
     pub limiter: RateLimiter,
-    pub login_attempts_per_minute: u32,
+    pub login: LoginLimits,
+    pub devices: KnownDevices,
     pub blacklist: Blacklist,
     pub oauth: OAuthProviders,
     pub cursor: CursorCodec,
     pub cookie_secure: bool,
-    pub trust_forwarded_for: bool,
+    /// Whose `X-Forwarded-For` entries name the client (see [`crate::api::client_ip`]).
+    pub trusted_proxies: TrustedProxies,
 }

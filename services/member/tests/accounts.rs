@@ -6,7 +6,6 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::{PASSWORD, refresh_cookie, spawn, unique_email};
-use reqwest::StatusCode;
 use serde_json::{Value, json};
 use test_harness::platform::assert_json_error;
 
@@ -211,8 +210,8 @@ async fn login_does_not_reveal_whether_an_account_exists() {
 }
 
 #[tokio::test]
-async fn the_eleventh_login_attempt_in_a_minute_is_429_per_account_and_per_ip() {
-    let app = spawn(&[("LOGIN_ATTEMPTS_PER_MINUTE", "10")]).await;
+async fn the_eleventh_failure_in_a_minute_is_429_with_retry_after_even_for_the_right_password() {
+    let app = spawn(&[("LOGIN_FAILURES_PER_ACCOUNT_CLIENT", "10")]).await;
     let email = unique_email("limited");
     app.register(&email).await;
     for _ in 0..10 {
@@ -233,7 +232,7 @@ async fn the_eleventh_login_attempt_in_a_minute_is_429_per_account_and_per_ip() 
     assert_eq!(
         res.status(),
         429,
-        "even the right password is refused while limited"
+        "even the right password is refused from the client that failed"
     );
     let retry: u64 = res.headers()["retry-after"]
         .to_str()
@@ -241,41 +240,48 @@ async fn the_eleventh_login_attempt_in_a_minute_is_429_per_account_and_per_ip() 
         .parse()
         .unwrap();
     assert!((1..=60).contains(&retry));
-    assert_json_error(res, "rate_limited").await;
-    // The IP is also at its limit now: another account from the same client is refused.
+    let body = assert_json_error(res, "rate_limited").await;
+    assert_eq!(body["fields"], json!([]));
+    // The same client may still try other accounts (up to LOGIN_FAILURES_PER_CLIENT).
     let res = app
         .post(
             "/api/v1/auth/login",
             json!({"email": unique_email("other"), "password": "x"}),
         )
         .await;
-    assert_eq!(res.status(), 429);
+    assert_eq!(res.status(), 401);
     app.stop().await;
 }
 
-#[tokio::test]
-async fn a_reused_refresh_token_revokes_the_whole_family() {
-    let app = spawn(&[]).await;
-    let (_, _, first) = app.member("reuse").await;
-    let res = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
-        .await;
-    assert_eq!(res.status(), 200);
-    let second = res.json::<Value>().await.unwrap()["refresh_token"]
-        .as_str()
-        .unwrap()
-        .to_owned();
+async fn refresh(app: &common::App, token: &str) -> reqwest::Response {
+    app.post("/api/v1/auth/refresh", json!({"refresh_token": token}))
+        .await
+}
 
-    // The stolen first token comes back: refused, and the family dies with it.
-    let res = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": first}))
-        .await;
+async fn refreshed(res: reqwest::Response) -> (String, String) {
+    assert_eq!(res.status(), 200);
+    let pair: Value = res.json().await.unwrap();
+    (
+        pair["refresh_token"].as_str().unwrap().to_owned(),
+        pair["access_token"].as_str().unwrap().to_owned(),
+    )
+}
+
+async fn assert_relogin(res: reqwest::Response, code: &str) {
     assert_eq!(res.status(), 401);
     assert_eq!(res.headers()["x-relogin-required"], "true");
-    assert_json_error(res, "refresh_reused").await;
-    let res = app
-        .post("/api/v1/auth/refresh", json!({"refresh_token": second}))
-        .await;
+    assert_json_error(res, code).await;
+}
+
+#[tokio::test]
+async fn with_the_grace_window_off_a_second_use_revokes_the_whole_family() {
+    let app = spawn(&[("REFRESH_REUSE_GRACE_SECONDS", "0")]).await;
+    let (_, _, first) = app.member("reuse").await;
+    let (second, _) = refreshed(refresh(&app, &first).await).await;
+
+    // The stolen first token comes back: refused, and the family dies with it.
+    assert_relogin(refresh(&app, &first).await, "refresh_reused").await;
+    let res = refresh(&app, &second).await;
     assert_eq!(
         res.status(),
         401,
@@ -283,9 +289,7 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
     );
 
     for bad in ["", "garbage", &"x".repeat(1000)] {
-        let res = app
-            .post("/api/v1/auth/refresh", json!({"refresh_token": bad}))
-            .await;
+        let res = refresh(&app, bad).await;
         assert_eq!(res.status(), 401, "{bad:.10}");
     }
     assert_eq!(
@@ -296,21 +300,97 @@ async fn a_reused_refresh_token_revokes_the_whole_family() {
 }
 
 #[tokio::test]
+async fn two_tabs_refreshing_at_once_both_stay_logged_in() {
+    let app = spawn(&[]).await;
+    let (_, _, token) = app.member("tabs").await;
+    // Tab one rotates; tab two, a moment later, still holds the old token.
+    let (first_tab, first_access) = refreshed(refresh(&app, &token).await).await;
+    let res = refresh(&app, &token).await;
+    assert_eq!(refresh_cookie(&res).as_deref(), Some(first_tab.as_str()));
+    let (second_tab, second_access) = refreshed(res).await;
+    assert_eq!(
+        second_tab, first_tab,
+        "the same successor, not a second one"
+    );
+    for access in [&first_access, &second_access] {
+        assert_eq!(app.get_as("/api/v1/members/me", access).await.status(), 200);
+    }
+    // And the login goes on from the shared successor.
+    refreshed(refresh(&app, &first_tab).await).await;
+    app.stop().await;
+}
+
+#[tokio::test]
 async fn concurrent_refreshes_of_one_token_rotate_it_once() {
     let app = spawn(&[]).await;
     let (_, _, token) = app.member("race").await;
-    let attempts =
-        (0..8).map(|_| app.post("/api/v1/auth/refresh", json!({"refresh_token": token})));
-    let statuses: Vec<StatusCode> = futures_util::future::join_all(attempts)
+    let attempts = (0..8).map(|_| refresh(&app, &token));
+    let mut successors = Vec::new();
+    for res in futures_util::future::join_all(attempts).await {
+        successors.push(refreshed(res).await.0);
+    }
+    successors.dedup();
+    assert_eq!(successors.len(), 1, "one rotation: {successors:?}");
+    refreshed(refresh(&app, &successors[0]).await).await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_reused_token_after_the_grace_window_revokes_the_family() {
+    let app = spawn(&[("REFRESH_REUSE_GRACE_SECONDS", "1")]).await;
+    let (_, _, first) = app.member("late").await;
+    let (second, _) = refreshed(refresh(&app, &first).await).await;
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    assert_relogin(refresh(&app, &first).await, "refresh_reused").await;
+    assert_relogin(refresh(&app, &second).await, "refresh_invalid").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_replay_after_the_successor_was_rotated_too_counts_as_reuse() {
+    let app = spawn(&[]).await;
+    let (_, _, first) = app.member("chain").await;
+    let (second, _) = refreshed(refresh(&app, &first).await).await;
+    let (third, _) = refreshed(refresh(&app, &second).await).await;
+    // Within the first token's window, but its successor has moved on: not a second tab.
+    assert_relogin(refresh(&app, &first).await, "refresh_reused").await;
+    assert_relogin(refresh(&app, &third).await, "refresh_invalid").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn a_logout_during_the_grace_window_is_not_undone_by_a_late_tab() {
+    let app = spawn(&[]).await;
+    let (_, _, first) = app.member("logout-grace").await;
+    let (second, access) = refreshed(refresh(&app, &first).await).await;
+    let out = app
+        .client
+        .post(app.url("/api/v1/auth/logout"))
+        .bearer_auth(&access)
+        .header("cookie", format!("refresh_token={second}"))
+        .send()
         .await
-        .iter()
-        .map(|r| r.status())
-        .collect();
-    assert_eq!(
-        statuses.iter().filter(|s| **s == 200).count(),
-        1,
-        "{statuses:?}"
-    );
+        .unwrap();
+    assert_eq!(out.status(), 204);
+    assert_relogin(refresh(&app, &first).await, "refresh_invalid").await;
+    assert_relogin(refresh(&app, &second).await, "refresh_invalid").await;
+    app.stop().await;
+}
+
+#[tokio::test]
+async fn the_grace_window_does_not_extend_a_familys_lifetime() {
+    let app = spawn(&[
+        ("REFRESH_FAMILY_MAX_SECONDS", "2"),
+        ("REFRESH_REUSE_GRACE_SECONDS", "30"),
+    ])
+    .await;
+    let (_, _, first) = app.member("grace-lifetime").await;
+    tokio::time::sleep(Duration::from_millis(1500)).await;
+    let (second, _) = refreshed(refresh(&app, &first).await).await;
+    tokio::time::sleep(Duration::from_millis(700)).await;
+    // Within the grace window, past the family's end: over.
+    assert_relogin(refresh(&app, &first).await, "refresh_invalid").await;
+    assert_relogin(refresh(&app, &second).await, "refresh_invalid").await;
     app.stop().await;
 }
 

@@ -7,6 +7,8 @@ pub mod jwks;
 pub mod members;
 pub mod oauth;
 
+use std::net::IpAddr;
+
 use actix_web::HttpRequest;
 use actix_web::cookie::time::Duration as CookieDuration;
 use actix_web::cookie::{Cookie, SameSite};
@@ -40,21 +42,29 @@ pub fn cleared_refresh_cookie(state: &AppState) -> Cookie<'static> {
         .finish()
 }
 
-/// The client's address: the peer, or the first `X-Forwarded-For` hop when the gateway in
-/// front is trusted to set it.
-pub fn client_ip(req: &HttpRequest, trust_forwarded_for: bool) -> String {
-    if trust_forwarded_for
-        && let Some(first) = req
-            .headers()
-            .get("x-forwarded-for")
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.split(',').next())
-            .map(str::trim)
-            .filter(|v| !v.is_empty())
-    {
-        return first.to_owned();
-    }
-    req.peer_addr()
-        .map(|a| a.ip().to_string())
-        .unwrap_or_else(|| "unknown".to_owned())
+/// The known-device cookie (`domain::tokens::KnownDevices`): HttpOnly, SameSite=Strict,
+/// Secure like the refresh cookie, sent only to the login endpoint. Logout leaves it: it
+/// says the browser logged in before, not that it is logged in.
+pub const DEVICE_COOKIE: &str = "login_device";
+const DEVICE_COOKIE_PATH: &str = "/api/v1/auth/login";
+
+pub fn device_cookie(state: &AppState, token: String) -> Cookie<'static> {
+    let max_age = i64::try_from(state.devices.ttl().as_secs()).unwrap_or(i64::MAX);
+    Cookie::build(DEVICE_COOKIE, token)
+        .http_only(true)
+        .secure(state.cookie_secure)
+        .same_site(SameSite::Strict)
+        .path(DEVICE_COOKIE_PATH)
+        .max_age(CookieDuration::seconds(max_age))
+        .finish()
+}
+
+/// The client's address, worked out the one way every service does
+/// ([`service_runtime::TrustedProxies`]: the peer, unless it is a trusted proxy — then the
+/// `X-Forwarded-For` entries it and the trusted proxies before it appended, read right to
+/// left). `None` only when there is no peer address.
+pub fn client_ip(req: &HttpRequest, state: &AppState) -> Option<IpAddr> {
+    state
+        .trusted_proxies
+        .client_ip(req.headers(), req.peer_addr().map(|a| a.ip()))
 }

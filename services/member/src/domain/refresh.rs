@@ -3,32 +3,44 @@
 //!
 //! Every refresh rotates: the presented token becomes `used` and a new one is issued in the
 //! same family. Presenting a `used` token again means it was stolen (or replayed): the whole
-//! family is revoked, as Ory Hydra does. A family also has an absolute lifetime, so rotation
-//! cannot extend a session forever. All of it is one Lua script per operation, so two
-//! concurrent refreshes of one token cannot both succeed.
+//! family is revoked, as Ory Hydra does — except within a short grace window after the
+//! rotation (`REFRESH_REUSE_GRACE_SECONDS`, Auth0's reuse interval, Okta's grace period), when
+//! the same successor is answered again, so two tabs refreshing at once both stay logged in.
+//! A family also has an absolute lifetime, so rotation cannot extend a session forever. All
+//! of it is one Lua script per operation, so two concurrent refreshes of one token rotate it
+//! once.
+//!
+//! The grace answer needs the successor's value, which Redis must not hold: the rotated
+//! token's record keeps it sealed (AES-256-GCM) under a key derived from the rotated token
+//! itself, so only someone presenting that token can open it.
 
 use std::time::Duration;
 
+use aes_gcm::aead::{Aead, KeyInit};
+use aes_gcm::{Aes256Gcm, Nonce};
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use contracts::redis_keys;
 use deadpool_redis::Pool;
 use sha2::{Digest, Sha256};
 
-/// Rotates a refresh token. KEYS: old token, new token. ARGV: key prefix, refresh TTL (ms).
+/// Rotates a refresh token. KEYS: presented token, new token. ARGV: key prefix, refresh TTL
+/// (ms), grace window (ms), the new token sealed for the presented one.
+///
+/// In order: unknown token → `invalid`; family gone (logout, logout-all, reuse) → `revoked`
+/// (so a late replay never resurrects a revoked login); family past its absolute lifetime →
+/// `expired`; token already used → `grace` with the sealed successor if it was rotated at
+/// most the grace window ago and that successor is still unused, else `reused` (family
+/// revoked); otherwise rotate → `ok`.
 const ROTATE: &str = r#"
-local token = redis.call('HMGET', KEYS[1], 'member_id', 'family', 'state')
+local token = redis.call('HMGET', KEYS[1], 'member_id', 'family', 'state', 'rotated_at_ms',
+  'successor', 'sealed')
 if not token[1] then return {'invalid'} end
 local member, family, state = token[1], token[2], token[3]
 local family_key = ARGV[1] .. 'auth:family:' .. family
 local family_set = ARGV[1] .. 'auth:member_families:' .. member
 local expires = redis.call('HGET', family_key, 'expires_at_ms')
 if not expires then return {'revoked'} end
-if state == 'used' then
-  redis.call('DEL', family_key)
-  redis.call('SREM', family_set, family)
-  return {'reused', member, family}
-end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local remaining = tonumber(expires) - now
@@ -37,7 +49,19 @@ if remaining <= 0 then
   redis.call('SREM', family_set, family)
   return {'expired'}
 end
-redis.call('HSET', KEYS[1], 'state', 'used')
+if state == 'used' then
+  local grace = tonumber(ARGV[3])
+  local rotated = tonumber(token[4])
+  if grace > 0 and rotated and token[5] and token[6] and now - rotated <= grace
+    and redis.call('HGET', token[5], 'state') == 'active' then
+    return {'grace', member, family, token[6]}
+  end
+  redis.call('DEL', family_key)
+  redis.call('SREM', family_set, family)
+  return {'reused', member, family}
+end
+redis.call('HSET', KEYS[1], 'state', 'used', 'rotated_at_ms', now, 'successor', KEYS[2],
+  'sealed', ARGV[4])
 redis.call('HSET', KEYS[2], 'member_id', member, 'family', family, 'state', 'active')
 redis.call('PEXPIRE', KEYS[2], math.min(tonumber(ARGV[2]), remaining))
 return {'ok', member, family}
@@ -46,11 +70,17 @@ return {'ok', member, family}
 /// The result of presenting a refresh token.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Rotation {
-    /// Valid: here is the member and the replacement token.
-    Rotated { member_id: i64, token: String },
+    /// Valid: here is the member and the replacement token. Within the grace window after a
+    /// rotation, the same replacement again (`repeated`).
+    Rotated {
+        member_id: i64,
+        token: String,
+        repeated: bool,
+    },
     /// Unknown, expired or from a revoked family.
     Invalid,
-    /// Already used once: the family is now revoked.
+    /// Already used, outside the grace window (or its successor was used too): the family is
+    /// now revoked.
     Reused { member_id: i64 },
 }
 
@@ -60,6 +90,7 @@ pub struct RefreshTokens {
     prefix: String,
     ttl: Duration,
     family_lifetime: Duration,
+    reuse_grace: Duration,
     rotate: redis::Script,
 }
 
@@ -82,6 +113,37 @@ fn millis(d: Duration) -> u64 {
     u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
 }
 
+/// The cipher that seals `token`'s successor: keyed by a hash of `token` under another label
+/// than the one it is stored by, so the stored record cannot open it.
+fn successor_cipher(token: &str) -> Aes256Gcm {
+    let key = Sha256::new()
+        .chain_update(b"dailyfeed refresh successor v1\0")
+        .chain_update(token.as_bytes())
+        .finalize();
+    Aes256Gcm::new(&key)
+}
+
+fn seal_successor(token: &str, successor: &str) -> anyhow::Result<String> {
+    let nonce: [u8; 12] = rand::random();
+    let sealed = successor_cipher(token)
+        .encrypt(&Nonce::from(nonce), successor.as_bytes())
+        .map_err(|_| anyhow::anyhow!("cannot seal the successor token"))?;
+    Ok(URL_SAFE_NO_PAD.encode([nonce.as_slice(), &sealed].concat()))
+}
+
+fn open_successor(token: &str, sealed: &str) -> Option<String> {
+    let bytes = URL_SAFE_NO_PAD.decode(sealed).ok()?;
+    if bytes.len() <= 12 {
+        return None;
+    }
+    let (nonce, ciphertext) = bytes.split_at(12);
+    let nonce: [u8; 12] = nonce.try_into().ok()?;
+    let plain = successor_cipher(token)
+        .decrypt(&Nonce::from(nonce), ciphertext)
+        .ok()?;
+    String::from_utf8(plain).ok()
+}
+
 impl RefreshTokens {
     pub fn new(pool: Pool, prefix: &str, ttl: Duration, family_lifetime: Duration) -> Self {
         Self {
@@ -89,8 +151,16 @@ impl RefreshTokens {
             prefix: prefix.to_owned(),
             ttl,
             family_lifetime,
+            reuse_grace: Duration::ZERO,
             rotate: redis::Script::new(ROTATE),
         }
+    }
+
+    /// How long after a rotation the rotated token answers the same successor again
+    /// (`Duration::ZERO`, the default: never — any second use is reuse).
+    pub fn with_reuse_grace(mut self, grace: Duration) -> Self {
+        self.reuse_grace = grace;
+        self
     }
 
     pub fn ttl(&self) -> Duration {
@@ -146,9 +216,11 @@ impl RefreshTokens {
         Ok(token)
     }
 
-    /// Presents `token`: rotates it, or reports it invalid or reused.
+    /// Presents `token`: rotates it, answers its successor again within the grace window, or
+    /// reports it invalid or reused.
     pub async fn rotate(&self, token: &str) -> anyhow::Result<Rotation> {
         let (new_token, new_hash) = mint();
+        let sealed = seal_successor(token, &new_token)?;
         let mut conn = self.pool.get().await?;
         let reply: Vec<String> = self
             .rotate
@@ -156,6 +228,8 @@ impl RefreshTokens {
             .key(redis_keys::refresh_token(&self.prefix, &new_hash))
             .arg(&self.prefix)
             .arg(millis(self.ttl))
+            .arg(millis(self.reuse_grace))
+            .arg(&sealed)
             .invoke_async(&mut *conn)
             .await?;
         let member = |i: usize| {
@@ -168,6 +242,18 @@ impl RefreshTokens {
             Some("ok") => Rotation::Rotated {
                 member_id: member(1),
                 token: new_token,
+                repeated: false,
+            },
+            Some("grace") => match reply.get(3).and_then(|s| open_successor(token, s)) {
+                Some(successor) => Rotation::Rotated {
+                    member_id: member(1),
+                    token: successor,
+                    repeated: true,
+                },
+                None => {
+                    tracing::error!("a rotated refresh token's successor does not open");
+                    Rotation::Invalid
+                }
             },
             Some("reused") => Rotation::Reused {
                 member_id: member(1),
@@ -224,6 +310,7 @@ impl RefreshTokens {
 
 #[cfg(test)]
 mod tests {
+    #![allow(clippy::unwrap_used)]
     use super::*;
 
     #[test]
@@ -236,5 +323,18 @@ mod tests {
         assert_eq!(stored.len(), 64);
         assert_ne!(token, stored);
         assert_eq!(hash(&token), stored);
+    }
+
+    #[test]
+    fn a_successor_opens_only_with_the_token_it_was_sealed_for() {
+        let (old, _) = mint();
+        let (new, _) = mint();
+        let (other, _) = mint();
+        let sealed = seal_successor(&old, &new).unwrap();
+        assert!(!sealed.contains(&new));
+        assert_eq!(open_successor(&old, &sealed), Some(new));
+        assert_eq!(open_successor(&other, &sealed), None);
+        assert_eq!(open_successor(&old, "garbage"), None);
+        assert_eq!(open_successor(&old, ""), None);
     }
 }

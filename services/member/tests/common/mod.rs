@@ -36,7 +36,10 @@ pub async fn member_env(overrides: &[(&str, &str)]) -> TestEnv {
         .set("REFRESH_COOKIE_SECURE", "false")
         .set("ARGON2_MEMORY_KIB", "4096")
         .set("ARGON2_ITERATIONS", "1")
-        .set("LOGIN_ATTEMPTS_PER_MINUTE", "1000")
+        // Generous login limits unless a test is about them.
+        .set("LOGIN_FAILURES_PER_ACCOUNT_CLIENT", "1000")
+        .set("LOGIN_FAILURES_PER_CLIENT", "1000")
+        .set("LOGIN_FAILURES_PER_ACCOUNT", "1000")
         .set("GOOGLE_CLIENT_ID", "dailyfeed-google")
         .set("GOOGLE_CLIENT_SECRET", "s3cret")
         .set("GOOGLE_AUTH_URL", format!("{google}/authorize"))
@@ -82,11 +85,41 @@ pub fn unique_email(tag: &str) -> String {
 
 /// The refresh token from a response's Set-Cookie.
 pub fn refresh_cookie(res: &Response) -> Option<String> {
+    set_cookie(res, "refresh_token")
+}
+
+/// The value a response's Set-Cookie gives cookie `name`.
+pub fn set_cookie(res: &Response, name: &str) -> Option<String> {
+    let prefix = format!("{name}=");
     res.headers().get_all("set-cookie").iter().find_map(|v| {
         let v = v.to_str().ok()?;
-        let rest = v.strip_prefix("refresh_token=")?;
+        let rest = v.strip_prefix(&prefix)?;
         Some(rest.split(';').next()?.to_owned())
     })
+}
+
+/// A login as a client at `client_ip` behind the gateway would send it (the gateway appends
+/// the address it saw to `X-Forwarded-For`; run member with `TRUSTED_PROXIES=127.0.0.1`),
+/// with `forwarded` standing for whatever the client itself wrote in front, and optional
+/// cookies (`name=value; …`).
+pub struct Login<'a> {
+    pub email: &'a str,
+    pub password: &'a str,
+    pub client_ip: &'a str,
+    pub forwarded: Option<&'a str>,
+    pub cookie: Option<&'a str>,
+}
+
+impl<'a> Login<'a> {
+    pub fn new(email: &'a str, password: &'a str, client_ip: &'a str) -> Self {
+        Self {
+            email,
+            password,
+            client_ip,
+            forwarded: None,
+            cookie: None,
+        }
+    }
 }
 
 impl App {
@@ -101,6 +134,23 @@ impl App {
             .send()
             .await
             .unwrap()
+    }
+
+    /// `POST /api/v1/auth/login` as described by `login`.
+    pub async fn login(&self, login: Login<'_>) -> Response {
+        let chain = match login.forwarded {
+            Some(spoofed) => format!("{spoofed}, {}", login.client_ip),
+            None => login.client_ip.to_owned(),
+        };
+        let mut req = self
+            .client
+            .post(self.url("/api/v1/auth/login"))
+            .header("x-forwarded-for", chain)
+            .json(&json!({"email": login.email, "password": login.password}));
+        if let Some(cookie) = login.cookie {
+            req = req.header("cookie", cookie);
+        }
+        req.send().await.unwrap()
     }
 
     pub async fn get(&self, path: &str) -> Response {
