@@ -132,7 +132,9 @@ impl RequireService {
 impl Check for RequireService {
     async fn check(&self, req: &ServiceRequest) -> Result<(), HttpError> {
         let token = bearer_token(req.headers())
-            .map_err(|_| ServiceAuthError::Invalid("the Authorization header must be `Bearer <token>`"))?
+            .map_err(|_| {
+                ServiceAuthError::Invalid("the Authorization header must be `Bearer <token>`")
+            })?
             .ok_or(ServiceAuthError::Missing)?;
         let peers = req
             .app_data::<web::Data<ServicePeers>>()
@@ -183,8 +185,8 @@ impl AdminGuard {
             .get(Self::VAR)
             .filter(|v| !v.trim().is_empty())
             .unwrap_or_else(|| Self::DEFAULT.to_owned());
-        let allowed =
-            TrustedProxies::parse_networks(&raw).map_err(|e| ConfigError::new(Self::VAR, &raw, e))?;
+        let allowed = TrustedProxies::parse_networks(&raw)
+            .map_err(|e| ConfigError::new(Self::VAR, &raw, e))?;
         Ok(Self::new(allowed, TrustedProxies::from_env(env)?))
     }
 
@@ -229,7 +231,11 @@ impl Check for RequireAdmin {
             .ok_or_else(|| HttpError::internal(&"no Verifier registered as app data"))?;
         let member = verifier.verify(&token).await?;
         if member.role != MemberRole::Admin {
-            tracing::warn!(member = member.member_id, path = req.path(), "admin route refused: not an ADMIN");
+            tracing::warn!(
+                member = member.member_id,
+                path = req.path(),
+                "admin route refused: not an ADMIN"
+            );
             return Err(HttpError::forbidden("this route needs the ADMIN role"));
         }
         tracing::info!(member = member.member_id, method = %req.method(), path = req.path(), "admin request");

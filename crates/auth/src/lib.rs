@@ -26,9 +26,9 @@ pub mod service_identity;
 mod verifier;
 
 pub use blacklist::Blacklist;
-pub use guard::{AdminGuard, RequireAdmin, RequireService, admin_member, service_caller};
-pub use service_identity::{ServiceAuthError, ServiceCaller, ServiceIdentity, ServicePeers};
 pub use extract::{AuthMember, OptionalAuthMember, bearer_token};
+pub use guard::{AdminGuard, RequireAdmin, RequireService, admin_member, service_caller};
 pub use jwks::{Jwk, JwkSet, KeyStatus};
 pub use openapi::BearerAuth;
+pub use service_identity::{ServiceAuthError, ServiceCaller, ServiceIdentity, ServicePeers};
 pub use verifier::{AuthError, AuthSettings, Authenticated, HttpJwks, JwksSource, Verifier};

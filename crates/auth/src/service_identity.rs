@@ -92,8 +92,7 @@ fn decode_key(raw: &str) -> Result<[u8; 32], String> {
     let bytes = URL_SAFE_NO_PAD
         .decode(raw.trim().trim_end_matches('='))
         .map_err(|_| "not base64url".to_owned())?;
-    <[u8; 32]>::try_from(bytes.as_slice())
-        .map_err(|_| format!("{} bytes, want 32", bytes.len()))
+    <[u8; 32]>::try_from(bytes.as_slice()).map_err(|_| format!("{} bytes, want 32", bytes.len()))
 }
 
 fn now_seconds() -> i64 {
@@ -170,7 +169,8 @@ impl ServiceIdentity {
                 dev_seed(me)
             }
             Some(raw) => {
-                let seed = decode_key(&raw).map_err(|e| ConfigError::new(KEY_VAR, "<hidden>", e))?;
+                let seed =
+                    decode_key(&raw).map_err(|e| ConfigError::new(KEY_VAR, "<hidden>", e))?;
                 if environment.is_production() && seed == dev_seed(me) {
                     return Err(ConfigError::new(
                         KEY_VAR,
@@ -230,7 +230,8 @@ impl ServiceIdentity {
             exp,
             jti: uuid::Uuid::new_v4().simple().to_string(),
         };
-        jsonwebtoken::encode(&header, &claims, &self.inner.key).map_err(|e| MintError(e.to_string()))
+        jsonwebtoken::encode(&header, &claims, &self.inner.key)
+            .map_err(|e| MintError(e.to_string()))
     }
 }
 
@@ -385,7 +386,9 @@ impl ServicePeers {
             })?
             .claims;
         if claims.iss != caller.as_str() || claims.sub != caller.as_str() {
-            return Err(Invalid("the service token's issuer is not its key's service"));
+            return Err(Invalid(
+                "the service token's issuer is not its key's service",
+            ));
         }
         let now = now_seconds();
         if claims.iat > now + self.inner.leeway {
@@ -466,28 +469,45 @@ mod tests {
         let expired = search.mint_at("content", now - 120, now - 60).unwrap();
         assert_eq!(content.verify(&expired), Err(ServiceAuthError::Expired));
         let future = search.mint_at("content", now + 600, now + 660).unwrap();
-        assert!(matches!(content.verify(&future), Err(ServiceAuthError::Invalid(_))));
+        assert!(matches!(
+            content.verify(&future),
+            Err(ServiceAuthError::Invalid(_))
+        ));
         let long = search.mint_at("content", now, now + 3600).unwrap();
-        assert!(matches!(content.verify(&long), Err(ServiceAuthError::Invalid(_))));
+        assert!(matches!(
+            content.verify(&long),
+            Err(ServiceAuthError::Invalid(_))
+        ));
     }
 
     #[test]
     fn a_key_that_is_not_the_named_services_is_refused() {
         // Signed by a key that claims to be timeline's but is not the configured one.
-        let impostor = ServiceIdentity::new(ServiceName::Timeline, [7; 32], Duration::from_secs(60));
+        let impostor =
+            ServiceIdentity::new(ServiceName::Timeline, [7; 32], Duration::from_secs(60));
         let member = ServicePeers::development(ServiceName::Member);
         let token = impostor.token_for("member").unwrap();
-        assert!(matches!(member.verify(&token), Err(ServiceAuthError::Invalid(_))));
+        assert!(matches!(
+            member.verify(&token),
+            Err(ServiceAuthError::Invalid(_))
+        ));
         // A service that is no peer at all.
         let only_activity = ServicePeers::new(
             ServiceName::Member,
-            &[(ServiceName::Activity, public_key(&dev_seed(ServiceName::Activity)))].into(),
+            &[(
+                ServiceName::Activity,
+                public_key(&dev_seed(ServiceName::Activity)),
+            )]
+            .into(),
             5,
         );
         let token = ServiceIdentity::development(ServiceName::Timeline)
             .token_for("member")
             .unwrap();
-        assert!(matches!(only_activity.verify(&token), Err(ServiceAuthError::Invalid(_))));
+        assert!(matches!(
+            only_activity.verify(&token),
+            Err(ServiceAuthError::Invalid(_))
+        ));
     }
 
     #[test]
@@ -503,38 +523,66 @@ mod tests {
 
         let prod = [("DAILYFEED_ENV", "production")];
         assert_eq!(
-            ServiceIdentity::from_env(&env(&prod), ServiceName::Search).unwrap_err().var,
+            ServiceIdentity::from_env(&env(&prod), ServiceName::Search)
+                .unwrap_err()
+                .var,
             KEY_VAR
         );
         assert_eq!(
-            ServicePeers::from_env(&env(&prod), ServiceName::Content).unwrap_err().var,
+            ServicePeers::from_env(&env(&prod), ServiceName::Content)
+                .unwrap_err()
+                .var,
             PEERS_VAR
         );
         let dev_key = encode_key(&dev_seed(ServiceName::Search));
-        let err = ServiceIdentity::from_env(
-            &env(&[prod[0], (KEY_VAR, &dev_key)]),
-            ServiceName::Search,
-        )
-        .unwrap_err();
+        let err =
+            ServiceIdentity::from_env(&env(&[prod[0], (KEY_VAR, &dev_key)]), ServiceName::Search)
+                .unwrap_err();
         assert!(err.to_string().contains("development key"), "{err}");
-        assert!(!err.to_string().contains(&dev_key), "the key is never echoed: {err}");
-        let dev_peer = format!("search={}", encode_key(&public_key(&dev_seed(ServiceName::Search))));
         assert!(
-            ServicePeers::from_env(&env(&[prod[0], (PEERS_VAR, &dev_peer)]), ServiceName::Content)
-                .is_err()
+            !err.to_string().contains(&dev_key),
+            "the key is never echoed: {err}"
+        );
+        let dev_peer = format!(
+            "search={}",
+            encode_key(&public_key(&dev_seed(ServiceName::Search)))
         );
         assert!(
-            ServiceIdentity::from_env(&env(&[prod[0], (KEY_VAR, &key)]), ServiceName::Search).is_ok()
+            ServicePeers::from_env(
+                &env(&[prod[0], (PEERS_VAR, &dev_peer)]),
+                ServiceName::Content
+            )
+            .is_err()
+        );
+        assert!(
+            ServiceIdentity::from_env(&env(&[prod[0], (KEY_VAR, &key)]), ServiceName::Search)
+                .is_ok()
         );
     }
 
     #[test]
     fn malformed_peer_lists_name_the_problem() {
-        assert!(parse_peers("timeline").unwrap_err().contains("service=public-key"));
-        assert!(parse_peers("nobody=AAAA").unwrap_err().contains("not a dailyfeed service"));
-        assert!(parse_peers("timeline=AAAA").unwrap_err().contains("want 32"));
+        assert!(
+            parse_peers("timeline")
+                .unwrap_err()
+                .contains("service=public-key")
+        );
+        assert!(
+            parse_peers("nobody=AAAA")
+                .unwrap_err()
+                .contains("not a dailyfeed service")
+        );
+        assert!(
+            parse_peers("timeline=AAAA")
+                .unwrap_err()
+                .contains("want 32")
+        );
         let k = encode_key(&[1; 32]);
-        assert!(parse_peers(&format!("timeline={k},timeline={k}")).unwrap_err().contains("twice"));
+        assert!(
+            parse_peers(&format!("timeline={k},timeline={k}"))
+                .unwrap_err()
+                .contains("twice")
+        );
         assert_eq!(parse_peers(&format!(" timeline={k} , ")).unwrap().len(), 1);
     }
 }

@@ -91,8 +91,7 @@ impl TrustedProxies {
         }
         // Walk right to left: `current` is an address we know connected to the next hop.
         let mut current = peer;
-        let mut hop = 0;
-        for entry in chain.iter().rev() {
+        for (hop, entry) in chain.iter().rev().enumerate() {
             let trusted = hop < self.hops || self.is_trusted(current);
             if !trusted {
                 return Some(current);
@@ -103,7 +102,6 @@ impl TrustedProxies {
                 // further left, and count the request against the proxy that sent it.
                 None => return Some(current),
             }
-            hop += 1;
         }
         Some(current)
     }
@@ -128,9 +126,7 @@ fn parse_entry(entry: &str) -> Option<IpAddr> {
 /// one client has one address in limits and allowlists.
 fn canonical(ip: IpAddr) -> IpAddr {
     match ip {
-        IpAddr::V6(v6) => v6
-            .to_ipv4_mapped()
-            .map_or(IpAddr::V6(v6), IpAddr::V4),
+        IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
         v4 => v4,
     }
 }
@@ -171,8 +167,7 @@ mod tests {
     }
 
     #[test]
-    fn the_entry_a_trusted_proxy_appended_names_the_client_and_client_written_ones_are_ignored()
-    {
+    fn the_entry_a_trusted_proxy_appended_names_the_client_and_client_written_ones_are_ignored() {
         let t = trusting("127.0.0.1", 0);
         // The client wrote "6.6.6.6"; the gateway (127.0.0.1) appended the real peer 5.5.5.5.
         let got = t.client_ip(&headers(&["6.6.6.6, 5.5.5.5"]), Some(ip("127.0.0.1")));
@@ -186,7 +181,10 @@ mod tests {
     fn chains_of_trusted_proxies_are_walked_recursively() {
         // client → ingress 10.0.0.5 → sidecar 127.0.0.6 → us.
         let t = trusting("127.0.0.0/8, 10.0.0.0/8", 0);
-        let got = t.client_ip(&headers(&["203.0.113.7", "10.0.0.5"]), Some(ip("127.0.0.6")));
+        let got = t.client_ip(
+            &headers(&["203.0.113.7", "10.0.0.5"]),
+            Some(ip("127.0.0.6")),
+        );
         assert_eq!(got, Some(ip("203.0.113.7")));
         // Every hop trusted: the leftmost.
         let got = t.client_ip(&headers(&["10.1.1.1"]), Some(ip("127.0.0.1")));
@@ -234,8 +232,14 @@ mod tests {
         assert!(!t.is_trusted(ip("11.0.0.1")));
         let env: HashMap<String, String> =
             [("TRUSTED_PROXIES".to_owned(), "10.0.0.0/33".to_owned())].into();
-        assert_eq!(TrustedProxies::from_env(&env).unwrap_err().var, "TRUSTED_PROXIES");
+        assert_eq!(
+            TrustedProxies::from_env(&env).unwrap_err().var,
+            "TRUSTED_PROXIES"
+        );
         let empty: HashMap<String, String> = HashMap::new();
-        assert_eq!(TrustedProxies::from_env(&empty).unwrap(), TrustedProxies::none());
+        assert_eq!(
+            TrustedProxies::from_env(&empty).unwrap(),
+            TrustedProxies::none()
+        );
     }
 }

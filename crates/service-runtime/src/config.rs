@@ -187,7 +187,10 @@ impl Environment {
                 format!("must be set when {}=production: {why}", Self::VAR),
             ));
         }
-        tracing::warn!(var, "{var} is not set: using a development default ({why}); set it in production");
+        tracing::warn!(
+            var,
+            "{var} is not set: using a development default ({why}); set it in production"
+        );
         Ok(())
     }
 }
@@ -382,8 +385,15 @@ mod tests {
         let prod = Environment::from_env(&env(&[("DAILYFEED_ENV", "production")])).expect("valid");
         let err = prod.dev_secret("JWT_MASTER_KEY", "x").expect_err("refused");
         assert_eq!(err.var, "JWT_MASTER_KEY");
-        assert!(err.to_string().contains("DAILYFEED_ENV=production"), "{err}");
-        assert!(Environment::Development.dev_secret("JWT_MASTER_KEY", "x").is_ok());
+        assert!(
+            err.to_string().contains("DAILYFEED_ENV=production"),
+            "{err}"
+        );
+        assert!(
+            Environment::Development
+                .dev_secret("JWT_MASTER_KEY", "x")
+                .is_ok()
+        );
         let err = Environment::from_env(&env(&[("DAILYFEED_ENV", "prod")])).expect_err("typo");
         assert_eq!(err.var, "DAILYFEED_ENV");
     }
