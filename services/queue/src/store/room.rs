@@ -88,6 +88,21 @@ pub struct Tick {
     pub allowed: u64,
 }
 
+/// The room at a glance, for operators (`GET /admin/queue/room`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    /// `QUEUE_CAPACITY` of this replica (every replica should have the same).
+    pub capacity: u32,
+    /// Members admitted now.
+    pub admitted: u64,
+    /// Members waiting in the queue.
+    pub waiting: u64,
+    /// Scheduler ticks run so far (by any replica), the last one's replica and time.
+    pub scheduler_runs: u64,
+    pub scheduler_last_instance: Option<String>,
+    pub scheduler_last_run_ms: Option<i64>,
+}
+
 /// The waiting room's store. Cheap to clone.
 #[derive(Clone)]
 pub struct WaitingRoom {
@@ -266,6 +281,28 @@ impl WaitingRoom {
             allowed: allowed == 1,
             waiting: waiting == 1,
             admitted_from_queue: count(admitted),
+        })
+    }
+
+    /// How full the room is (three reads in one pipeline; not one atomic snapshot, which
+    /// an operator's read-out does not need).
+    pub async fn overview(&self) -> anyhow::Result<Overview> {
+        let mut conn = self.conn().await?;
+        let (waiting, admitted, stats): (i64, i64, std::collections::HashMap<String, String>) =
+            redis::pipe()
+                .zcard(&self.keys[0])
+                .hlen(&self.keys[2])
+                .hgetall(&self.keys[6])
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.broken(e))?;
+        Ok(Overview {
+            capacity: self.settings.capacity,
+            admitted: count(admitted),
+            waiting: count(waiting),
+            scheduler_runs: stats.get("runs").and_then(|v| v.parse().ok()).unwrap_or(0),
+            scheduler_last_instance: stats.get("last_instance").cloned(),
+            scheduler_last_run_ms: stats.get("last_run_ms").and_then(|v| v.parse().ok()),
         })
     }
 
