@@ -15,7 +15,7 @@ use crate::gateway::{edge, proxy};
 #[openapi(
     paths(
         queue::lineup, queue::status, queue::stream, queue::leave_allowed, queue::leave_waiting,
-        queue::jwks, admin::routes, admin::routes_seed_path, admin::room,
+        queue::jwks, admin::routes, admin::routes_seed_path, admin::room, admin::set_capacity,
     ),
     modifiers(&BearerAuth),
     tags(
@@ -44,6 +44,11 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
         web::resource("/admin/queue/room")
             .wrap(RequireAdmin)
             .route(web::get().to(admin::room)),
+    )
+    .service(
+        web::resource("/admin/queue/room/capacity")
+            .wrap(RequireAdmin)
+            .route(web::put().to(admin::set_capacity)),
     )
     .service(
         web::scope("/api/v1")
