@@ -106,3 +106,42 @@ if __name__ == "__main__":
     for s, port in env.services.items():
         print(f"{s:9} {port}  uses={sorted(env.uses[s])}")
         print("          " + " ".join(sorted(env.allowed(s))))
+
+
+# `web::resource("/internal/...")` then `.wrap(RequireService::allow([ServiceName::X, ...]))`
+# and its `.route(web::get()...)` lines.
+_GUARDED = re.compile(
+    r'web::resource\(\s*"(/internal/[^"]*)"\s*\)\s*'
+    r'\.wrap\(\s*RequireService::allow\(\s*\[([^\]]*)\]\s*\)\s*\)'
+    r'((?:\s*\.route\(\s*web::\w+\(\)[^;]*?\)\s*\))+)',
+    re.S,
+)
+_METHOD = re.compile(r"web::(get|post|put|patch|delete)\(\)")
+_INTERNAL = re.compile(r'"(/internal/[^"]*)"')
+
+
+def internal_routes(repo: Path) -> dict:
+    """(service, path as Istio matches it, METHOD) -> sorted callers, from each service's
+    sources; under "unguarded", every /internal path literal no RequireService guards."""
+    out: dict = {"unguarded": []}
+    for src in sorted((repo / "services").glob("*/src")):
+        service = src.parent.name
+        for path in sorted(src.rglob("*.rs")):
+            text = _non_test_source(path)
+            guarded = set()
+            for m in _GUARDED.finditer(text):
+                route, callers, chain = m.group(1), m.group(2), m.group(3)
+                names = sorted(c.strip().removeprefix("ServiceName::").lower()
+                               for c in callers.split(",") if c.strip())
+                istio = re.sub(r"\{[^}]*\}", "{*}", route)
+                for method in _METHOD.findall(chain):
+                    out[(service, istio, method.upper())] = names
+                guarded.add(m.start(1))
+            for m in _INTERNAL.finditer(text):
+                line_start = text.rfind("\n", 0, m.start()) + 1
+                line = text[line_start:text.find("\n", m.end())]
+                if m.start(1) in guarded or line.lstrip().startswith(("//", "#[utoipa", "///")):
+                    continue
+                if "web::resource" in line or ".route(" in line or "web::scope" in line:
+                    out["unguarded"].append(f"{path.relative_to(repo)}: {m.group(1)} is routed without RequireService")
+    return out

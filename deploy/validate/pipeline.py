@@ -9,7 +9,9 @@ and by the stage it names (so a case cannot pass by failing somewhere unrelated)
   compose     docker-compose.yml: env names the code reads, ports from the README table,
               memory limits and reservations
   consistency the README's services and ports in the Dockerfile, values.yaml and images.yml;
-              the Docker build context (.dockerignore) keeps what the build copies
+              the Docker build context (.dockerignore) keeps what the build copies; every
+              /internal route in the code is guarded by RequireService, and its callers are
+              the ones values.yaml's serviceIdentity.internalRoutes gives the mesh
   helm        helm lint --strict, then helm template (values.yaml; values-canary.yaml; and
               helm/tests/switches.yaml, which flips the chart's other switches)
   yamllint    the rendered manifests
@@ -67,7 +69,10 @@ ISTIO_MODELS = {
     ("networking.istio.io/v1", "DestinationRule"): istio_networking.DestinationRule,
     ("networking.istio.io/v1", "Gateway"): istio_networking.Gateway,
     ("security.istio.io/v1", "PeerAuthentication"): istio_security.PeerAuthentication,
+    ("security.istio.io/v1", "AuthorizationPolicy"): istio_security.AuthorizationPolicy,
 }
+# Under every render: the callers' public keys, which a production render requires.
+KEY_LAYER = TESTS / "identity-keys.yaml"
 GO_DURATION = re.compile(r"^([0-9]+(\.[0-9]+)?(ns|us|µs|ms|s|m|h))+$")
 DURATION_KEYS = {"timeout", "interval", "baseEjectionTime", "time", "maxConnectionDuration"}
 
@@ -97,7 +102,7 @@ def run(cmd: list[str], **kw) -> subprocess.CompletedProcess:
 
 def stage_helm(values_files: list[Path]) -> str:
     """helm lint --strict and helm template; the rendered manifests."""
-    args = [a for f in values_files for a in ("-f", str(f))]
+    args = [a for f in [KEY_LAYER, *values_files] for a in ("-f", str(f))]
     helm = os.environ["HELM"]
     lint = run([helm, "lint", "--strict", "--quiet", "--kube-version", KUBE_VERSION, str(CHART), *args])
     if lint.returncode != 0:
@@ -403,6 +408,27 @@ def stage_checkov(renders: dict[str, str]) -> None:
         raise Rejected("checkov", sorted(set(problems)))
 
 
+def check_internal_routes(code: dict) -> None:
+    """The code's RequireService lists against values.yaml's serviceIdentity.internalRoutes."""
+    problems = list(code.pop("unguarded", []))
+    values = yaml.safe_load((CHART / "values.yaml").read_text())
+    chart = {}
+    for svc, routes in (values.get("serviceIdentity", {}).get("internalRoutes") or {}).items():
+        for r in routes:
+            for path in r["paths"]:
+                for method in r["methods"]:
+                    chart[(svc, path, method)] = sorted(r["callers"])
+    for key, callers in sorted(code.items()):
+        if key not in chart:
+            problems.append(f"{key[0]} {key[2]} {key[1]}: in the code (callers {callers}), not in serviceIdentity.internalRoutes")
+        elif chart[key] != callers:
+            problems.append(f"{key[0]} {key[2]} {key[1]}: code allows {callers}, the chart {chart[key]}")
+    for key in sorted(set(chart) - set(code)):
+        problems.append(f"{key[0]} {key[2]} {key[1]}: in serviceIdentity.internalRoutes, not served by the code")
+    if problems:
+        raise Rejected("consistency", problems)
+
+
 # --- cases ---------------------------------------------------------------------------------
 
 
@@ -481,6 +507,8 @@ def main() -> int:
     good("docker-compose.yml env names and ports", lambda: check_compose(compose, env))
     good("services and ports agree: README, Dockerfile, values.yaml, images.yml, .dockerignore",
          lambda: check_consistency(env))
+    good("internal routes: guarded in the code, with the callers the chart's policies allow",
+         lambda: check_internal_routes(codeenv.internal_routes(REPO)))
 
     base_objs = {}
     for name, values in (("default", []), ("canary", [CHART / "values-canary.yaml"]),

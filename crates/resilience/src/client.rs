@@ -21,9 +21,28 @@ use crate::settings::ClientSettings;
 
 /// An HTTP client for one named downstream service. Cheap to clone; clones share the
 /// breaker and the rate limiter, so build one per downstream per process.
-#[derive(Debug, Clone)]
+#[derive(Clone)]
 pub struct ResilientClient {
     inner: Arc<Inner>,
+    /// Who this service is to the downstream: the `Authorization` of every attempt.
+    credentials: Option<Arc<dyn CallCredentials>>,
+}
+
+impl std::fmt::Debug for ResilientClient {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ResilientClient")
+            .field("inner", &self.inner)
+            .field("credentials", &self.credentials.is_some())
+            .finish()
+    }
+}
+
+/// The caller's identity for a downstream: the `Authorization` header value each attempt
+/// carries (e.g. `Bearer <service token>` minted for that downstream, see auth's
+/// `ServiceIdentity`). Asked per attempt, so a retry never sends an expired token.
+pub trait CallCredentials: Send + Sync + 'static {
+    /// The `Authorization` value for a call to `downstream` (the client's downstream name).
+    fn authorization(&self, downstream: &str) -> Result<String, String>;
 }
 
 #[derive(Debug)]
@@ -80,7 +99,15 @@ impl ResilientClient {
                 breaker,
                 limiter,
             }),
+            credentials: None,
         })
+    }
+
+    /// This client (and clones made from it afterwards) authenticates every attempt with
+    /// `credentials`, asked for the downstream's name.
+    pub fn with_credentials(mut self, credentials: Arc<dyn CallCredentials>) -> Self {
+        self.credentials = Some(credentials);
+        self
     }
 
     pub fn downstream(&self) -> &str {
@@ -219,6 +246,26 @@ impl ResilientClient {
             return Err(AttemptError::Final(CallError::RateLimited {
                 downstream: downstream.to_owned(),
             }));
+        }
+        if let Some(credentials) = &self.credentials {
+            let authorization = credentials
+                .authorization(downstream)
+                .and_then(|v| HeaderValue::from_str(&v).map_err(|e| e.to_string()));
+            match authorization {
+                Ok(mut value) => {
+                    value.set_sensitive(true);
+                    request
+                        .headers_mut()
+                        .insert(reqwest::header::AUTHORIZATION, value);
+                }
+                Err(reason) => {
+                    drop(permit);
+                    return Err(AttemptError::Final(CallError::InvalidRequest {
+                        downstream: downstream.to_owned(),
+                        reason: format!("no credentials: {reason}"),
+                    }));
+                }
+            }
         }
         *request.timeout_mut() = Some(timeout);
         let started = Instant::now();

@@ -62,7 +62,7 @@ mod observe;
 mod settings;
 
 pub use breaker::{BreakerState, CircuitBreaker, Outcome, Permit};
-pub use client::{Call, ResilientClient};
+pub use client::{Call, CallCredentials, ResilientClient};
 pub use error::{BuildError, CallError};
 pub use settings::{
     BreakerSettings, ClientSettings, EnvNames, RateLimitSettings, RetrySettings, Tier,

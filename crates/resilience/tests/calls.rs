@@ -505,3 +505,49 @@ async fn the_rate_limiter_waits_for_a_permit_up_to_the_allowed_wait() {
     );
     assert_eq!(server.hit_count(), 2);
 }
+
+// ---- credentials ----
+
+/// Numbers its answers, so each attempt's header differs.
+struct Counting(std::sync::atomic::AtomicU32);
+
+impl resilience::CallCredentials for Counting {
+    fn authorization(&self, downstream: &str) -> Result<String, String> {
+        let n = self.0.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Ok(format!("Bearer {downstream}-{n}"))
+    }
+}
+
+struct Broken;
+
+impl resilience::CallCredentials for Broken {
+    fn authorization(&self, _: &str) -> Result<String, String> {
+        Err("no key".into())
+    }
+}
+
+#[tokio::test]
+async fn every_attempt_carries_credentials_asked_for_that_downstream() {
+    let server = Downstream::start(Reply::status(200)).await;
+    server.then([Reply::status(503)]);
+    let member = client("member", &server.url, quick_settings())
+        .with_credentials(std::sync::Arc::new(Counting(0.into())));
+    let res = member.get("/internal/follows").await.unwrap();
+    assert_eq!(res.status(), 200);
+    let auth: Vec<String> = server
+        .hits()
+        .iter()
+        .map(|h| h.headers.get("authorization").cloned().unwrap_or_default())
+        .collect();
+    assert_eq!(auth, ["Bearer member-0", "Bearer member-1"]);
+}
+
+#[tokio::test]
+async fn a_call_whose_credentials_fail_is_not_sent() {
+    let server = Downstream::start(Reply::status(200)).await;
+    let member = client("member", &server.url, quick_settings())
+        .with_credentials(std::sync::Arc::new(Broken));
+    let err = member.get("/internal/follows").await.unwrap_err();
+    assert!(matches!(err, CallError::InvalidRequest { .. }), "{err}");
+    assert_eq!(server.hit_count(), 0);
+}

@@ -255,6 +255,11 @@ impl ServiceName {
         }
     }
 
+    /// The service called `name` (as [`Self::as_str`] spells it).
+    pub fn from_name(name: &str) -> Option<Self> {
+        Self::ALL.into_iter().find(|s| s.as_str() == name)
+    }
+
     /// The variable naming this service's base URL for its peers, e.g. `MEMBER_URL`.
     pub fn url_var(self) -> String {
         format!("{}_URL", self.as_str().to_ascii_uppercase())

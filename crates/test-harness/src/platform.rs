@@ -29,6 +29,88 @@ pub async fn wait_ready(base: &str) {
     }
 }
 
+/// Every operation of the service's OpenAPI document under `/internal/`, `/admin/` or
+/// `/actuator/` answers 401 with the JSON error body to a call without a token (from
+/// loopback, which the admin allowlist admits, so the token is what is missing), and lists
+/// 401 and 403 among its responses; `/internal/**` operations name the `service` security
+/// scheme, admin ones `bearer`. A route added there without its guard fails this.
+pub async fn check_guarded_routes(base: &str) {
+    let client = http_client();
+    let doc: Value = client
+        .get(format!("{base}/openapi.json"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    let paths = doc["paths"].as_object().cloned().unwrap_or_default();
+    let mut checked = 0;
+    for (path, item) in &paths {
+        let internal = path.starts_with("/internal/");
+        let admin = path.starts_with("/admin/") || path.starts_with("/actuator/");
+        for (method, op) in item.as_object().into_iter().flatten() {
+            let tags: Vec<&str> = op["tags"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .filter_map(Value::as_str)
+                .collect();
+            if tags.contains(&"internal") || tags.contains(&"admin") {
+                assert!(
+                    internal || admin,
+                    "{method} {path} is tagged {tags:?} outside /internal or /admin"
+                );
+            }
+            if !(internal || admin) {
+                continue;
+            }
+            let scheme = if internal { "service" } else { "bearer" };
+            let security = op["security"].to_string();
+            assert!(
+                security.contains(&format!("\"{scheme}\"")),
+                "{method} {path} does not name the `{scheme}` security scheme: {security}"
+            );
+            for status in ["401", "403"] {
+                assert!(
+                    op["responses"].get(status).is_some(),
+                    "{method} {path} does not document {status}"
+                );
+            }
+            let url = format!("{base}{}", fill_path_params(path));
+            let method = reqwest::Method::from_bytes(method.to_uppercase().as_bytes()).unwrap();
+            let res = client.request(method.clone(), &url).send().await.unwrap();
+            assert_eq!(res.status(), 401, "{method} {path} without a token");
+            assert_json_error(res, "unauthorized").await;
+            checked += 1;
+        }
+    }
+    assert!(
+        checked > 0
+            || !paths
+                .keys()
+                .any(|p| p.starts_with("/internal/") || p.starts_with("/admin/"))
+    );
+}
+
+/// `/a/{id}/b` → `/a/1/b`.
+fn fill_path_params(path: &str) -> String {
+    let mut out = String::with_capacity(path.len());
+    let mut in_param = false;
+    for c in path.chars() {
+        match c {
+            '{' => in_param = true,
+            '}' => {
+                in_param = false;
+                out.push('1');
+            }
+            _ if in_param => {}
+            _ => out.push(c),
+        }
+    }
+    out
+}
+
 /// Live, ready, metrics, OpenAPI, Swagger UI, JSON 404 and JSON 405.
 pub async fn check_platform_endpoints(base: &str, service: &str) {
     let client = http_client();
@@ -179,6 +261,15 @@ macro_rules! platform_tests {
             let app = $krate::start(config).await.expect("start");
             $crate::platform::check_platform_endpoints(&app.base_url(), $krate::SERVICE.as_str())
                 .await;
+            app.stop().await;
+        }
+
+        #[tokio::test]
+        async fn every_internal_and_admin_route_refuses_a_call_without_credentials() {
+            let env = ($env)().await;
+            let config = $krate::Config::from_env(env.vars()).expect("config");
+            let app = $krate::start(config).await.expect("start");
+            $crate::platform::check_guarded_routes(&app.base_url()).await;
             app.stop().await;
         }
 

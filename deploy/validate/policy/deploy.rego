@@ -307,3 +307,85 @@ deny contains msg if {
 	count([dr | some dr in objs("DestinationRule"); startswith(dr.spec.host, concat("", [s.metadata.name, "."]))]) == 0
 	msg := sprintf("%s: no DestinationRule", [name(s)])
 }
+
+# --- service identity and admin routes (docs/security.md) ------------------------------
+
+authz(action) := [p |
+	some p in objs("AuthorizationPolicy")
+	p.spec.action == action
+]
+
+selects(p, d) if {
+	every k, v in p.spec.selector.matchLabels {
+		d.spec.template.metadata.labels[k] == v
+	}
+}
+
+# With the mesh's policies on, every Deployment is behind an ALLOW policy (internal routes
+# only from named callers) and a DENY policy for /admin/**.
+deny contains msg if {
+	count(objs("AuthorizationPolicy")) > 0
+	some d in objs("Deployment")
+	some action in ["ALLOW", "DENY"]
+	not has_authz(d, action)
+	msg := sprintf("%s: no %s AuthorizationPolicy selects its pods", [name(d), action])
+}
+
+has_authz(d, action) if {
+	some p in authz(action)
+	selects(p, d)
+}
+
+# An ALLOW rule that opens an /internal path names its callers' principals, and only those.
+deny contains msg if {
+	some p in authz("ALLOW")
+	some rule in p.spec.rules
+	some to in object.get(rule, "to", [])
+	some path in object.get(to.operation, "paths", [])
+	startswith(path, "/internal")
+	not rule_has_principals(rule)
+	msg := sprintf("%s: %s is open to every caller (a rule for an internal route must name principals)", [name(p), path])
+}
+
+rule_has_principals(rule) if {
+	some from in rule.from
+	count(object.get(from.source, "principals", [])) > 0
+	not "*" in from.source.principals
+}
+
+# A rule without paths (or with notPaths) must still keep /internal/** out.
+deny contains msg if {
+	some p in authz("ALLOW")
+	some rule in p.spec.rules
+	not rule_has_principals(rule)
+	some to in object.get(rule, "to", [{"operation": {}}])
+	count(object.get(to.operation, "paths", [])) == 0
+	not excludes_internal(to.operation)
+	msg := sprintf("%s: a rule open to every caller does not exclude /internal/*", [name(p)])
+}
+
+excludes_internal(operation) if "/internal/*" in operation.notPaths
+
+# The DENY policy covers /admin/**.
+deny contains msg if {
+	some p in authz("DENY")
+	endswith(p.metadata.name, "-admin")
+	not admin_denied(p)
+	msg := sprintf("%s: does not deny /admin/*", [name(p)])
+}
+
+admin_denied(p) if {
+	some rule in p.spec.rules
+	some to in rule.to
+	"/admin/*" in to.operation.paths
+}
+
+# A service-identity key comes from a Secret, never a literal value.
+deny contains msg if {
+	some d in objs("Deployment")
+	some c in d.spec.template.spec.containers
+	some e in object.get(c, "env", [])
+	e.name == "SERVICE_IDENTITY_KEY"
+	not e.valueFrom.secretKeyRef
+	msg := sprintf("%s: SERVICE_IDENTITY_KEY must come from a Secret", [name(d)])
+}

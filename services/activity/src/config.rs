@@ -29,6 +29,10 @@ pub struct Config {
     pub retention: Duration,
     /// `ACTIVITY_CONSUMER_GROUP` (default `activity`).
     pub consumer_group: String,
+    /// `SERVICE_IDENTITY_KEY` & co: this service's identity on its `/internal/**` calls.
+    pub identity: auth::ServiceIdentity,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 impl Config {
@@ -51,6 +55,8 @@ impl Config {
             redis: RedisSettings::from_env(env)?,
             events: EventsConfig::from_env(env, SERVICE)?,
             auth: auth::AuthSettings::from_env(env)?,
+            identity: auth::ServiceIdentity::from_env(env, SERVICE)?,
+            admin: auth::AdminGuard::from_env(env)?,
             cursor: CursorCodec::from_env(env)?,
             member_url: ServiceName::Member.peer_url(env)?,
             member_client: resilience::ClientSettings::from_env(

@@ -39,7 +39,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         "member",
         config.member_url.clone(),
         config.member_client.clone(),
-    )?;
+    )?
+    .with_credentials(std::sync::Arc::new(config.identity.clone()));
     let following = Following::new(
         member,
         redis.clone(),
@@ -51,6 +52,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         redis.clone(),
         &config.redis,
     )?);
+    let admin = web::Data::new(config.admin.clone());
     let runner = ConsumerRunner::new(
         &config.events,
         &config.consumer_group,
@@ -79,7 +81,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         .openapi(routes::openapi())
         .spawn(runner.run(shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(admin.clone());
             events::admin::dead_letter_routes(cfg, vec![redriver.clone()]);
             routes::configure(cfg);
         })

@@ -16,7 +16,7 @@ use crate::api;
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(events::admin::DeadLetterAdminDoc::openapi())
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {

@@ -21,6 +21,10 @@ pub struct Config {
     pub cursor: CursorCodec,
     /// `IDEMPOTENCY_KEY_TTL_HOURS` (default 24): how long a create can be retried safely.
     pub idempotency_ttl: Duration,
+    /// `SERVICE_IDENTITY_PEERS` & co: who may call `/internal/**` (auth::service_identity).
+    pub service_peers: auth::ServicePeers,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 impl Config {
@@ -35,6 +39,8 @@ impl Config {
             idempotency_ttl: Duration::from_secs(
                 3600 * ranged_or::<u64>(env, "IDEMPOTENCY_KEY_TTL_HOURS", 24, 1..=24 * 30)?,
             ),
+            service_peers: auth::ServicePeers::from_env(env, SERVICE)?,
+            admin: auth::AdminGuard::from_env(env)?,
         })
     }
 }

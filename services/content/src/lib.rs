@@ -51,6 +51,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         cursor: config.cursor.clone(),
     });
     let verifier = web::Data::new(verifier);
+    let peers = web::Data::new(config.service_peers.clone());
+    let admin = web::Data::new(config.admin.clone());
     let readiness = Readiness::default()
         .with(PostgresProbe(db.clone()))
         .with(RedisProbe(redis))
@@ -62,7 +64,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         .spawn(relay.run(shutdown.clone()))
         .spawn(prune_idempotency_keys(db, config.idempotency_ttl, shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(peers.clone())
+                .app_data(admin.clone());
             events::admin::outbox_routes(cfg, relay_handle.clone());
             routes::configure(cfg);
         })

@@ -2,7 +2,8 @@
 //! `/swagger-ui/`.
 
 use actix_web::web;
-use auth::BearerAuth;
+use auth::{BearerAuth, RequireService};
+use service_runtime::ServiceName;
 use utoipa::OpenApi;
 
 use crate::api::{comments, internal, likes, posts};
@@ -20,13 +21,13 @@ use crate::api::{comments, internal, likes, posts};
         (name = "posts", description = "Posts with edit history"),
         (name = "comments", description = "Comments and one level of replies"),
         (name = "likes", description = "Likes on posts and comments"),
-        (name = "internal", description = "For other services, not routed by the gateway"),
+        (name = "internal", description = "For other services, not routed by the gateway: a service token from an allowed caller"),
     )
 )]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(events::admin::OutboxAdminDoc::openapi())
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -51,5 +52,13 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
             .route("/{id}/like", web::put().to(likes::like_comment))
             .route("/{id}/like", web::delete().to(likes::unlike_comment)),
     )
-    .route("/internal/posts", web::get().to(internal::all_posts));
+    // Who may call what: docs/security.md, and the chart's AuthorizationPolicy.
+    .service(
+        web::resource("/internal/posts")
+            .wrap(RequireService::allow([
+                ServiceName::Search,
+                ServiceName::Timeline,
+            ]))
+            .route(web::get().to(internal::all_posts)),
+    );
 }

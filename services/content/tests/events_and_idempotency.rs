@@ -203,6 +203,10 @@ async fn the_internal_api_pages_every_live_post_by_id() {
             None,
         )
         .await;
+    // As search calls it: with search's (development) service token for content.
+    let search = auth::ServiceIdentity::development(service_runtime::ServiceName::Search)
+        .token_for("content")
+        .unwrap();
     let mut seen = Vec::new();
     let mut after = 0;
     loop {
@@ -210,7 +214,7 @@ async fn the_internal_api_pages_every_live_post_by_id() {
             .send(
                 Method::GET,
                 &format!("/internal/posts?after={after}&limit=3"),
-                None,
+                Some(&search),
                 None,
             )
             .await
@@ -233,10 +237,46 @@ async fn the_internal_api_pages_every_live_post_by_id() {
     assert_eq!(seen, ids);
     assert_eq!(
         stack
-            .send(Method::GET, "/internal/posts?limit=5000", None, None)
+            .send(
+                Method::GET,
+                "/internal/posts?limit=5000",
+                Some(&search),
+                None
+            )
             .await
             .status(),
         400
     );
+    stack.stop().await;
+}
+
+#[tokio::test]
+async fn the_internal_api_answers_its_callers_only() {
+    let stack = spawn(&[]).await;
+    let mint = |caller| {
+        auth::ServiceIdentity::development(caller)
+            .token_for("content")
+            .unwrap()
+    };
+    use service_runtime::ServiceName::{Activity, Search, Timeline};
+    for (caller, status) in [(Search, 200), (Timeline, 200), (Activity, 403)] {
+        let res = stack
+            .send(Method::GET, "/internal/posts", Some(&mint(caller)), None)
+            .await;
+        assert_eq!(res.status(), status, "{caller}");
+    }
+    // A member's access token is no service token; a token for member opens nothing here.
+    let member = stack.token(1).await;
+    let res = stack
+        .send(Method::GET, "/internal/posts", Some(&member), None)
+        .await;
+    assert_eq!(res.status(), 401);
+    let for_member = auth::ServiceIdentity::development(Search)
+        .token_for("member")
+        .unwrap();
+    let res = stack
+        .send(Method::GET, "/internal/posts", Some(&for_member), None)
+        .await;
+    assert_eq!(res.status(), 401);
     stack.stop().await;
 }

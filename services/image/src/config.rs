@@ -27,6 +27,8 @@ pub struct Config {
     /// `IMAGE_CACHE_MAX_AGE_SECONDS` (default 31 536 000 = one year): `max-age` of image
     /// answers. The bytes under an id never change, so they are also `immutable`.
     pub cache_max_age: Duration,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 /// What one upload may cost.
@@ -90,6 +92,7 @@ impl Config {
             redis: RedisSettings::from_env(env)?,
             events: EventsConfig::from_env(env, SERVICE)?,
             auth: auth::AuthSettings::from_env(env)?,
+            admin: auth::AdminGuard::from_env(env)?,
             store: StoreSettings::from_env(env)?,
             limits: UploadLimits {
                 max_bytes: ranged_or(env, "IMAGE_MAX_BYTES", 10 << 20, 1024..=(200 << 20))?,

@@ -62,6 +62,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         cache_max_age: config.cache_max_age,
     });
     let verifier = web::Data::new(verifier);
+    let admin = web::Data::new(config.admin.clone());
     let readiness = Readiness::default()
         .with(PostgresProbe(db))
         .with(RedisProbe(redis))
@@ -73,7 +74,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         .openapi(routes::openapi())
         .spawn(relay.run(shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(admin.clone());
             events::admin::outbox_routes(cfg, relay_handle.clone());
             routes::configure(cfg);
         })

@@ -16,7 +16,7 @@ use crate::api::{serve, upload};
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(events::admin::OutboxAdminDoc::openapi())
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {

@@ -130,6 +130,10 @@ pub struct Config {
     pub public_url: url::Url,
     pub oauth: Vec<ProviderSettings>,
     pub cursor: CursorCodec,
+    /// `SERVICE_IDENTITY_PEERS` & co: who may call `/internal/**` (auth::service_identity).
+    pub service_peers: auth::ServicePeers,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 impl Config {
@@ -210,6 +214,8 @@ impl Config {
             public_url,
             oauth,
             cursor: CursorCodec::from_env(env)?,
+            service_peers: auth::ServicePeers::from_env(env, SERVICE)?,
+            admin: auth::AdminGuard::from_env(env)?,
         })
     }
 }

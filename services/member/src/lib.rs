@@ -99,6 +99,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         trusted_proxies: config.trusted_proxies.clone(),
     });
     let verifier = web::Data::new(verifier);
+    let guards = (
+        web::Data::new(config.service_peers.clone()),
+        web::Data::new(config.admin.clone()),
+    );
     let readiness = Readiness::default()
         .with(PostgresProbe(db))
         .with(RedisProbe(redis))
@@ -110,7 +114,10 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         .spawn(relay.run(shutdown.clone()))
         .spawn(Arc::clone(&keys).run_rotation(shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(guards.0.clone())
+                .app_data(guards.1.clone());
             events::admin::outbox_routes(cfg, relay_handle.clone());
             routes::configure(cfg);
         })

@@ -1,8 +1,9 @@
 //! member's URL table. The runtime adds `/health/*`, `/metrics`, `/openapi.json` and
 //! `/swagger-ui/`. Routes needing a token take an `AuthMember` argument.
 
-use ::auth::BearerAuth;
+use ::auth::{BearerAuth, RequireService};
 use actix_web::web;
+use service_runtime::ServiceName;
 use utoipa::OpenApi;
 
 use crate::api::{auth, follows, internal, jwks, members, oauth};
@@ -23,13 +24,13 @@ use crate::api::{auth, follows, internal, jwks, members, oauth};
         (name = "oauth", description = "Google and Kakao login"),
         (name = "members", description = "Profiles"),
         (name = "follows", description = "Follows"),
-        (name = "internal", description = "For other services, not routed by the gateway"),
+        (name = "internal", description = "For other services, not routed by the gateway: a service token from an allowed caller"),
     )
 )]
 struct ApiDoc;
 
 pub(crate) fn openapi() -> utoipa::openapi::OpenApi {
-    ApiDoc::openapi()
+    ApiDoc::openapi().merge_from(events::admin::OutboxAdminDoc::openapi())
 }
 
 pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
@@ -57,10 +58,20 @@ pub(crate) fn configure(cfg: &mut web::ServiceConfig) {
                 .route("/{id}/followers", web::get().to(follows::followers))
                 .route("/{id}/followings", web::get().to(follows::followings)),
         )
-        .route("/internal/members/batch", web::post().to(internal::batch))
-        .route("/internal/follows", web::get().to(internal::all_follows))
-        .route(
-            "/internal/members/{id}/following-ids",
-            web::get().to(internal::following_ids),
+        // Who may call what: docs/security.md, and the chart's AuthorizationPolicy.
+        .service(
+            web::resource("/internal/members/batch")
+                .wrap(RequireService::allow([ServiceName::Timeline]))
+                .route(web::post().to(internal::batch)),
+        )
+        .service(
+            web::resource("/internal/follows")
+                .wrap(RequireService::allow([ServiceName::Timeline]))
+                .route(web::get().to(internal::all_follows)),
+        )
+        .service(
+            web::resource("/internal/members/{id}/following-ids")
+                .wrap(RequireService::allow([ServiceName::Activity]))
+                .route(web::get().to(internal::following_ids)),
         );
 }

@@ -241,7 +241,7 @@ async fn the_batch_endpoint_serves_summaries_to_other_services() {
     let (a, _, _) = app.member("batch-a").await;
     let (b, _, _) = app.member("batch-b").await;
     let res = app
-        .post("/internal/members/batch", json!({"ids": [b, a, a, 424242]}))
+        .post_internal("/internal/members/batch", json!({"ids": [b, a, a, 424242]}))
         .await;
     let body: Value = res.json().await.unwrap();
     let ids: Vec<i64> = body["members"]
@@ -253,11 +253,11 @@ async fn the_batch_endpoint_serves_summaries_to_other_services() {
     assert_eq!(ids, vec![a.min(b), a.max(b)]);
     let too_many: Vec<i64> = (1..=101).collect();
     let res = app
-        .post("/internal/members/batch", json!({"ids": too_many}))
+        .post_internal("/internal/members/batch", json!({"ids": too_many}))
         .await;
     assert_eq!(res.status(), 422);
     assert_eq!(
-        app.post("/internal/members/batch", json!({"ids": "1,2"}))
+        app.post_internal("/internal/members/batch", json!({"ids": "1,2"}))
             .await
             .status(),
         422

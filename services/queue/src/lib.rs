@@ -15,10 +15,10 @@ pub mod stream_listener;
 use std::time::Duration;
 
 use actix_web::web;
-use auth::Verifier;
+use auth::{AdminGuard, Verifier};
 use ratelimit::RateLimiter;
 use service_runtime::redis::{RedisProbe, pool};
-use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
+use service_runtime::{ProcessEnv, Readiness, RunningService, ServiceBuilder, ServiceName};
 
 pub use config::{Config, GatewaySettings, WaitingRoomSettings};
 pub use domain::admission::{AdmissionClaims, AdmissionKey, AdmissionSigner};
@@ -48,8 +48,18 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
 }
 
 /// [`start`], also telling where the lean stream listener (`QUEUE_STREAM_PORT`) listens.
+/// The admin guard's `ADMIN_ALLOWED_CIDRS` and `TRUSTED_PROXIES` come from the process
+/// environment (see [`start_guarded`]).
 pub async fn start_listeners(
     config: Config,
+) -> anyhow::Result<(RunningService, Option<std::net::SocketAddr>)> {
+    start_guarded(config, AdminGuard::from_env(&ProcessEnv)?).await
+}
+
+/// [`start_listeners`] with the admin guard given (tests choose its allowlist).
+pub async fn start_guarded(
+    config: Config,
+    admin: AdminGuard,
 ) -> anyhow::Result<(RunningService, Option<std::net::SocketAddr>)> {
     let redis = pool(&config.redis)?;
     let prefix = config.redis.key_prefix.clone();
@@ -72,6 +82,8 @@ pub async fn start_listeners(
         room_config.heartbeat_interval,
     );
     let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis)?;
+    let admin_data = web::Data::new(admin);
+    let verifier_data = web::Data::new(verifier.clone());
     let pool_idle_per_host = config.gateway.pool_idle_per_host;
     let gateway = web::Data::new(Gateway {
         client: downstream_client(pool_idle_per_host)?,
@@ -118,7 +130,9 @@ pub async fn start_listeners(
                 .app_data(gateway.clone())
                 .app_data(room_data.clone())
                 .app_data(hub_data.clone())
-                .app_data(signer_data.clone());
+                .app_data(signer_data.clone())
+                .app_data(admin_data.clone())
+                .app_data(verifier_data.clone());
             routes::configure(cfg);
         })
         .await?;

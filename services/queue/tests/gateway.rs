@@ -474,10 +474,11 @@ async fn the_route_listing_shows_the_table_and_the_rules() {
             .set("QUEUE_PROTECTED_ROUTES", "POST /api/v1/posts/**"),
     )
     .await;
+    let admin = member.admin_token(1).await;
     let res = call(
         Method::GET,
-        format!("{}/actuator/gateway/routes", gw.base_url()),
-        None,
+        format!("{}/admin/gateway/routes", gw.base_url()),
+        Some(&admin),
     )
     .await;
     assert_eq!(res.status(), 200);

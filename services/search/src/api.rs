@@ -1,4 +1,4 @@
-//! `GET /api/v1/search/posts` (public) and the `/internal/search/reindex` admin endpoints.
+//! `GET /api/v1/search/posts` (public) and the `/admin/search/reindex` admin endpoints.
 
 use std::sync::Arc;
 
@@ -142,8 +142,10 @@ fn run(
 
 /// Starts rebuilding the index from content into a fresh directory; searches keep being
 /// answered from the current index until the new one is swapped in.
-#[utoipa::path(post, path = "/internal/search/reindex", tag = "internal",
-    responses((status = 202, body = RebuildStatus), (status = 409, body = ErrorBody)))]
+#[utoipa::path(post, path = "/admin/search/reindex", tag = "admin", security(("bearer" = [])),
+    responses((status = 401, description = "No valid access token", body = ErrorBody),
+        (status = 403, description = "Not an ADMIN, or not from ADMIN_ALLOWED_CIDRS", body = ErrorBody),
+        (status = 202, body = RebuildStatus), (status = 409, body = ErrorBody)))]
 pub async fn reindex(state: web::Data<AppState>) -> Result<HttpResponse, HttpError> {
     match state.rebuilder.start_reindex() {
         Ok(true) => Ok(HttpResponse::Accepted().json(state.rebuilder.status())),
@@ -156,8 +158,10 @@ pub async fn reindex(state: web::Data<AppState>) -> Result<HttpResponse, HttpErr
 }
 
 /// The running or last rebuild.
-#[utoipa::path(get, path = "/internal/search/reindex", tag = "internal",
-    responses((status = 200, body = RebuildStatus)))]
+#[utoipa::path(get, path = "/admin/search/reindex", tag = "admin", security(("bearer" = [])),
+    responses((status = 401, description = "No valid access token", body = ErrorBody),
+        (status = 403, description = "Not an ADMIN, or not from ADMIN_ALLOWED_CIDRS", body = ErrorBody),
+        (status = 200, body = RebuildStatus)))]
 pub async fn reindex_status(state: web::Data<AppState>) -> HttpResponse {
     HttpResponse::Ok().json(state.rebuilder.status())
 }

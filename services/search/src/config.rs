@@ -27,6 +27,12 @@ pub struct Config {
     pub content_url: url::Url,
     /// `CONTENT_CLIENT_*` (tier `default`).
     pub content_client: resilience::ClientSettings,
+    /// Member's JWKS and the blacklist, for the ADMIN tokens `/admin/**` takes.
+    pub auth: auth::AuthSettings,
+    /// `SERVICE_IDENTITY_KEY` & co: this service's identity on its `/internal/**` calls.
+    pub identity: auth::ServiceIdentity,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 #[derive(Debug, Clone)]
@@ -78,6 +84,9 @@ impl Config {
                 "content",
                 resilience::Tier::Default,
             )?,
+            auth: auth::AuthSettings::from_env(env)?,
+            identity: auth::ServiceIdentity::from_env(env, SERVICE)?,
+            admin: auth::AdminGuard::from_env(env)?,
         })
     }
 }

@@ -46,7 +46,14 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
     tracing::info!(dir = %settings.dir.display(), posts = index.live().live_posts(), "index open");
 
     let redis = pool(&config.redis)?;
-    let content = ResilientClient::new("content", config.content_url, config.content_client)?;
+    let content = ResilientClient::new("content", config.content_url, config.content_client)?
+        .with_credentials(Arc::new(config.identity.clone()));
+    let verifier = web::Data::new(auth::Verifier::over_http(
+        config.auth.clone(),
+        redis.clone(),
+        &config.redis,
+    )?);
+    let admin = web::Data::new(config.admin.clone());
     let rebuilder = Rebuilder::new(Arc::clone(&index), content);
     let applied = Applied::default();
     let runner = ConsumerRunner::new(
@@ -100,7 +107,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         .spawn(runner.run(shutdown.clone()))
         .spawn(catch_up.watch(lag_client, content_topic, applied, shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(admin.clone());
             events::admin::dead_letter_routes(cfg, vec![redriver.clone()]);
             routes::configure(cfg);
         })

@@ -1,6 +1,6 @@
 //! Filling an index from content's `/internal/posts` (every live post, in id order).
 //!
-//! - **Reindex** (`POST /internal/search/reindex`): a fresh generation is filled while the
+//! - **Reindex** (`POST /admin/search/reindex`): a fresh generation is filled while the
 //!   consumer writes every event to both generations, then swapped in atomically; searches
 //!   are served from the old generation throughout. Posts changed while the fill runs are
 //!   right either way: a page carries the post as content has it now, an event carries the

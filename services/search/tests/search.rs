@@ -217,6 +217,25 @@ async fn hostile_queries_get_a_4xx_or_results_never_a_500() {
     assert_eq!(stack.find("title:x*").await, vec![id]);
 }
 
+#[tokio::test]
+async fn reindex_is_for_admins_only() {
+    let stack = spawn(&[], true).await;
+    let url = format!("{}/admin/search/reindex", stack.search_url());
+    for method in [Method::GET, Method::POST] {
+        let (status, body) = stack.call(method.clone(), &url, None, None).await;
+        assert_eq!(status, StatusCode::UNAUTHORIZED, "{body}");
+        let (status, body) = stack.call(method, &url, Some(&stack.token), None).await;
+        assert_eq!(status, StatusCode::FORBIDDEN, "a USER: {body}");
+        assert_eq!(body["code"], "forbidden");
+    }
+    // The old path is gone.
+    let old = format!("{}/internal/search/reindex", stack.search_url());
+    let (status, _) = stack
+        .call(Method::POST, &old, Some(&stack.admin_token), None)
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reindex_swaps_in_a_fresh_index_while_searches_keep_answering() {
     let stack = spawn(&[], true).await;
@@ -257,8 +276,8 @@ async fn reindex_swaps_in_a_fresh_index_while_searches_keep_answering() {
     let (status, body) = stack
         .call(
             Method::POST,
-            &format!("{}/internal/search/reindex", stack.search_url()),
-            None,
+            &format!("{}/admin/search/reindex", stack.search_url()),
+            Some(&stack.admin_token),
             None,
         )
         .await;
@@ -266,8 +285,8 @@ async fn reindex_swaps_in_a_fresh_index_while_searches_keep_answering() {
     let (status, _) = stack
         .call(
             Method::POST,
-            &format!("{}/internal/search/reindex", stack.search_url()),
-            None,
+            &format!("{}/admin/search/reindex", stack.search_url()),
+            Some(&stack.admin_token),
             None,
         )
         .await;
@@ -275,9 +294,11 @@ async fn reindex_swaps_in_a_fresh_index_while_searches_keep_answering() {
     // Changes during the rebuild reach the new index too.
     let added = stack.post("during", "reindexword added").await;
     stack.delete(posts[0]).await;
-    let status_url = format!("{}/internal/search/reindex", stack.search_url());
+    let status_url = format!("{}/admin/search/reindex", stack.search_url());
     let done = test_harness::eventually("reindex to finish", 30, || async {
-        let (_, body) = stack.call(Method::GET, &status_url, None, None).await;
+        let (_, body) = stack
+            .call(Method::GET, &status_url, Some(&stack.admin_token), None)
+            .await;
         (body["running"] == false).then_some(body)
     })
     .await;

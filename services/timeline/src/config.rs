@@ -31,6 +31,10 @@ pub struct Config {
     pub content_url: url::Url,
     /// `CONTENT_CLIENT_*` (tier `default`).
     pub content_client: resilience::ClientSettings,
+    /// `SERVICE_IDENTITY_KEY` & co: this service's identity on its `/internal/**` calls.
+    pub identity: auth::ServiceIdentity,
+    /// `ADMIN_ALLOWED_CIDRS`: where `/admin/**` may be called from (auth::AdminGuard).
+    pub admin: auth::AdminGuard,
 }
 
 fn seconds(env: &dyn EnvSource, name: &str, default: u64) -> Result<Duration, ConfigError> {
@@ -88,6 +92,8 @@ impl Config {
                 "content",
                 resilience::Tier::Default,
             )?,
+            identity: auth::ServiceIdentity::from_env(env, SERVICE)?,
+            admin: auth::AdminGuard::from_env(env)?,
         })
     }
 }

@@ -48,8 +48,11 @@ pub async fn migrate(config: Config) -> anyhow::Result<()> {
 pub async fn backfill(config: Config) -> anyhow::Result<backfill::Report> {
     let db = connect_lazy(&config.database)?;
     apply_migrations::<Migrator>(&db).await?;
-    let content = ResilientClient::new("content", config.content_url, config.content_client)?;
-    let member = ResilientClient::new("member", config.member_url, config.member_client)?;
+    let identity = Arc::new(config.identity);
+    let content = ResilientClient::new("content", config.content_url, config.content_client)?
+        .with_credentials(identity.clone());
+    let member = ResilientClient::new("member", config.member_url, config.member_client)?
+        .with_credentials(identity);
     backfill::run(&db, &content, &member).await
 }
 
@@ -86,7 +89,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         config.cache.local_ttl,
         config.cache.local_entries,
     );
-    let member = ResilientClient::new("member", config.member_url.clone(), config.member_client)?;
+    let member = ResilientClient::new("member", config.member_url.clone(), config.member_client)?
+        .with_credentials(Arc::new(config.identity.clone()));
+    let admin = web::Data::new(config.admin.clone());
     let verifier = web::Data::new(Verifier::over_http(
         config.auth.clone(),
         redis.clone(),
@@ -125,7 +130,9 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
         ))
         .spawn(runner.run(shutdown))
         .start(move |cfg| {
-            cfg.app_data(state.clone()).app_data(verifier.clone());
+            cfg.app_data(state.clone())
+                .app_data(verifier.clone())
+                .app_data(admin.clone());
             events::admin::dead_letter_routes(cfg, vec![redriver.clone()]);
             routes::configure(cfg);
         })

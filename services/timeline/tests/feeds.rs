@@ -399,3 +399,39 @@ async fn redis_down_still_gives_correct_answers() {
     assert_eq!(stack.ids("/api/v1/timeline/popular", &alice).await, [p]);
     stack.content.stop().await;
 }
+
+#[tokio::test]
+async fn author_profiles_come_from_member_only_when_member_knows_timelines_key() {
+    use auth::service_identity::{encode_key, public_key};
+    let seed = [5_u8; 32];
+    let mut stack = spawn(&[
+        ("SERVICE_IDENTITY_KEY", &encode_key(&seed)),
+        ("AUTHOR_CACHE_SECONDS", "1"),
+    ])
+    .await;
+    let (_, alice) = stack.member("alice").await;
+    stack.post(&alice, "mine").await;
+    feed_len(&stack, "/api/v1/timeline/me", &alice, 1).await;
+    // member knows only the development keys: timeline's own key is refused (401), so the
+    // feed answers without profiles.
+    let (status, headers, page) = stack.feed("/api/v1/timeline/me", &alice).await;
+    assert_eq!(status, StatusCode::OK, "{page}");
+    assert_eq!(headers.get("x-degraded").unwrap(), "authors");
+    assert!(page["items"][0]["author"]["nickname"].is_null(), "{page}");
+    // Once member lists timeline's public key, the same calls are answered.
+    stack.stop_member().await;
+    let peers = format!("timeline={}", encode_key(&public_key(&seed)));
+    stack.member_env = stack
+        .member_env
+        .clone()
+        .set("SERVICE_IDENTITY_PEERS", peers);
+    stack.start_member().await;
+    eventually("authors with timeline's own key", 30, || async {
+        let (_, headers, page) = stack.feed("/api/v1/timeline/me", &alice).await;
+        (headers.get("x-degraded").is_none() && page["items"][0]["author"]["nickname"] == "alice")
+            .then_some(())
+    })
+    .await;
+    stack.stop_member().await;
+    stack.content.stop().await;
+}

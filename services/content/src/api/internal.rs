@@ -29,7 +29,10 @@ pub struct AllPosts {
 
 /// Live posts in id order.
 #[utoipa::path(get, path = "/internal/posts", tag = "internal", params(AllPostsQuery),
-    responses((status = 200, body = AllPosts), (status = 400, body = contracts::ErrorBody)))]
+    security(("service" = [])),
+    responses((status = 401, description = "No valid service token", body = contracts::ErrorBody),
+        (status = 403, description = "The calling service may not call this route", body = contracts::ErrorBody),
+        (status = 200, body = AllPosts), (status = 400, body = contracts::ErrorBody)))]
 pub async fn all_posts(
     state: web::Data<AppState>,
     query: web::Query<AllPostsQuery>,

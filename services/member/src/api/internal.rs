@@ -28,8 +28,10 @@ pub struct BatchResponse {
 }
 
 /// Summaries of up to 100 members.
-#[utoipa::path(post, path = "/internal/members/batch", tag = "internal", request_body = BatchRequest,
-    responses((status = 200, body = BatchResponse), (status = 422, body = contracts::ErrorBody)))]
+#[utoipa::path(post, path = "/internal/members/batch", tag = "internal", security(("service" = [])), request_body = BatchRequest,
+    responses((status = 401, description = "No valid service token", body = contracts::ErrorBody),
+        (status = 403, description = "The calling service may not call this route", body = contracts::ErrorBody),
+        (status = 200, body = BatchResponse), (status = 422, body = contracts::ErrorBody)))]
 pub async fn batch(
     state: web::Data<AppState>,
     body: web::Json<BatchRequest>,
@@ -62,8 +64,10 @@ pub struct FollowingIds {
 }
 
 /// Ids of the members someone follows (newest follows first, up to 5000).
-#[utoipa::path(get, path = "/internal/members/{id}/following-ids", tag = "internal", params(("id" = i64, Path)),
-    responses((status = 200, body = FollowingIds), (status = 400, body = contracts::ErrorBody)))]
+#[utoipa::path(get, path = "/internal/members/{id}/following-ids", tag = "internal", security(("service" = [])), params(("id" = i64, Path)),
+    responses((status = 401, description = "No valid service token", body = contracts::ErrorBody),
+        (status = 403, description = "The calling service may not call this route", body = contracts::ErrorBody),
+        (status = 200, body = FollowingIds), (status = 400, body = contracts::ErrorBody)))]
 pub async fn following_ids(state: web::Data<AppState>, id: web::Path<i64>) -> Result<HttpResponse> {
     let id = crate::api::members::member_id(id.into_inner())?;
     let ids = follows::followings_ids(&state.db, id, FOLLOWINGS_MAX).await?;
@@ -94,8 +98,10 @@ pub struct AllFollows {
 }
 
 /// Every follow in (follower, followee) order — for rebuilding read models (timeline backfill).
-#[utoipa::path(get, path = "/internal/follows", tag = "internal", params(AllFollowsQuery),
-    responses((status = 200, body = AllFollows), (status = 400, body = contracts::ErrorBody)))]
+#[utoipa::path(get, path = "/internal/follows", tag = "internal", security(("service" = [])), params(AllFollowsQuery),
+    responses((status = 401, description = "No valid service token", body = contracts::ErrorBody),
+        (status = 403, description = "The calling service may not call this route", body = contracts::ErrorBody),
+        (status = 200, body = AllFollows), (status = 400, body = contracts::ErrorBody)))]
 pub async fn all_follows(
     state: web::Data<AppState>,
     query: web::Query<AllFollowsQuery>,

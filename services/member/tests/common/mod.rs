@@ -153,6 +153,20 @@ impl App {
         req.send().await.unwrap()
     }
 
+    /// `POST path` as timeline would send it: with timeline's development service token.
+    pub async fn post_internal(&self, path: &str, body: Value) -> Response {
+        let token = auth::ServiceIdentity::development(service_runtime::ServiceName::Timeline)
+            .token_for("member")
+            .unwrap();
+        self.client
+            .post(self.url(path))
+            .bearer_auth(&*token)
+            .json(&body)
+            .send()
+            .await
+            .unwrap()
+    }
+
     pub async fn get(&self, path: &str) -> Response {
         self.client.get(self.url(path)).send().await.unwrap()
     }

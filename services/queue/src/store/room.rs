@@ -1,6 +1,8 @@
 //! The waiting room in Redis: every step that reads and writes more than one key is one Lua
 //! script (`src/store/lua/`), so concurrent lineups on any number of replicas can neither
-//! admit past capacity nor hand out the same position twice.
+//! admit past capacity nor hand out the same position twice. The capacity is the configured
+//! one unless an operator set another at run time ([`WaitingRoom::set_capacity`]), which every
+//! script reads from Redis, so all replicas follow it at once.
 
 use std::time::Duration;
 
@@ -88,6 +90,25 @@ pub struct Tick {
     pub allowed: u64,
 }
 
+/// The room at a glance, for operators (`GET /admin/queue/room`).
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+pub struct Overview {
+    /// The capacity in force: the operator's override, else the configured one.
+    pub capacity: u32,
+    /// `ALLOWED_IN_MAX_CAPACITY` of this replica (every replica should have the same).
+    pub configured_capacity: u32,
+    /// Whether an operator's override (`PUT /admin/queue/room/capacity`) is in force.
+    pub capacity_overridden: bool,
+    /// Members admitted now.
+    pub admitted: u64,
+    /// Members waiting in the queue.
+    pub waiting: u64,
+    /// Scheduler ticks run so far (by any replica), the last one's replica and time.
+    pub scheduler_runs: u64,
+    pub scheduler_last_instance: Option<String>,
+    pub scheduler_last_run_ms: Option<i64>,
+}
+
 /// The waiting room's store. Cheap to clone.
 #[derive(Clone)]
 pub struct WaitingRoom {
@@ -100,6 +121,7 @@ pub struct WaitingRoom {
     leave: Script,
     touch: Script,
     schedule: Script,
+    capacity: Script,
 }
 
 /// Positions are asked for in batches of this many members (one script each), so a tick for
@@ -138,6 +160,7 @@ impl WaitingRoom {
             leave: script(include_str!("lua/leave.lua")),
             touch: script(include_str!("lua/touch.lua")),
             schedule: script(include_str!("lua/schedule.lua")),
+            capacity: script(include_str!("lua/capacity.lua")),
         }
     }
 
@@ -267,6 +290,48 @@ impl WaitingRoom {
             waiting: waiting == 1,
             admitted_from_queue: count(admitted),
         })
+    }
+
+    /// How full the room is (three reads in one pipeline; not one atomic snapshot, which
+    /// an operator's read-out does not need).
+    pub async fn overview(&self) -> anyhow::Result<Overview> {
+        let mut conn = self.conn().await?;
+        let (waiting, admitted, stats): (i64, i64, std::collections::HashMap<String, String>) =
+            redis::pipe()
+                .zcard(&self.keys[0])
+                .hlen(&self.keys[2])
+                .hgetall(&self.keys[6])
+                .query_async(&mut conn)
+                .await
+                .map_err(|e| self.broken(e))?;
+        let overridden = stats.get("capacity").and_then(|v| v.parse::<u32>().ok());
+        Ok(Overview {
+            capacity: overridden.unwrap_or(self.settings.capacity),
+            configured_capacity: self.settings.capacity,
+            capacity_overridden: overridden.is_some(),
+            admitted: count(admitted),
+            waiting: count(waiting),
+            scheduler_runs: stats.get("runs").and_then(|v| v.parse().ok()).unwrap_or(0),
+            scheduler_last_instance: stats.get("last_instance").cloned(),
+            scheduler_last_run_ms: stats.get("last_run_ms").and_then(|v| v.parse().ok()),
+        })
+    }
+
+    /// Sets the capacity of every replica's room (`None`: back to the configured one) and
+    /// admits whoever a raise makes room for, in one step. The capacity in force and how many
+    /// were admitted.
+    pub async fn set_capacity(&self, capacity: Option<u32>) -> anyhow::Result<(u32, u64)> {
+        let mut conn = self.conn().await?;
+        let (in_force, admitted): (i64, i64) = self
+            .invocation(&self.capacity)
+            .arg(capacity.unwrap_or(0))
+            .arg(self.settings.capacity)
+            .arg(&self.channel)
+            .arg(millis(self.settings.rate_window))
+            .invoke_async(&mut conn)
+            .await
+            .map_err(|e| self.broken(e))?;
+        Ok((u32::try_from(in_force).unwrap_or(0), count(admitted)))
     }
 
     /// For a protected route: `true` (and the admission refreshed) if `member` is admitted.

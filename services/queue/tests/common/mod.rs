@@ -74,6 +74,14 @@ impl Member {
         self.token_with(member_id, 600).await
     }
 
+    /// A valid access token for `member_id` with the ADMIN role.
+    pub async fn admin_token(&self, member_id: i64) -> String {
+        self.keys
+            .access_token(member_id, MemberRole::Admin, Duration::from_secs(600))
+            .await
+            .unwrap()
+    }
+
     pub async fn stop(self) {
         self.service.stop().await;
     }

@@ -19,6 +19,8 @@ pub struct Stack {
     pub client: reqwest::Client,
     pub token: String,
     pub member_id: i64,
+    /// An ADMIN's access token, for `/admin/**`.
+    pub admin_token: String,
 }
 
 pub fn index_dir() -> PathBuf {
@@ -38,7 +40,20 @@ pub async fn spawn(overrides: &[(&str, &str)], start_search: bool) -> Stack {
         .kafka()
         .set("ARGON2_MEMORY_KIB", "1024")
         .set("ARGON2_ITERATIONS", "1");
-    let member = member::start(member::Config::from_env(member_env.vars()).unwrap())
+    let member_config = member::Config::from_env(member_env.vars()).unwrap();
+    let keys = member::domain::keys::KeyRing::new(
+        service_runtime::postgres::connect_lazy(&member_config.database).unwrap(),
+        &member_config.tokens.master_key,
+        member_config.tokens.access_ttl,
+        member_config.tokens.rotation,
+    );
+    let member = member::start(member_config).await.unwrap();
+    let admin_token = keys
+        .access_token(
+            1,
+            contracts::auth::MemberRole::Admin,
+            Duration::from_secs(600),
+        )
         .await
         .unwrap();
     let prefix = member_env.get("KAFKA_TOPIC_PREFIX").unwrap().to_owned();
@@ -62,6 +77,7 @@ pub async fn spawn(overrides: &[(&str, &str)], start_search: bool) -> Stack {
         .set("KAFKA_TOPIC_PREFIX", &prefix)
         .set("REDIS_KEY_PREFIX", &redis_prefix)
         .set("CONTENT_URL", content.base_url())
+        .set("MEMBER_URL", member.base_url())
         .set("SEARCH_INDEX_DIR", index_dir.to_string_lossy())
         .set("SEARCH_WRITER_MEMORY_MB", "32")
         .set("KAFKA_METADATA_REFRESH_MS", "300")
@@ -83,6 +99,7 @@ pub async fn spawn(overrides: &[(&str, &str)], start_search: bool) -> Stack {
         client,
         token: String::new(),
         member_id: 0,
+        admin_token,
     };
     let (id, token) =
         test_harness::api::register_and_login(&stack.client, &stack.member.base_url(), "writer")

@@ -2,7 +2,7 @@
 -- ARGV: member, which, capacity, channel, window_ms. Whoever leaves the allowed set frees a
 -- slot that goes to the head of the queue in the same step (seed: "admit as many as were
 -- removed"). Returns {left_allowed, left_waiting, admitted_from_queue}.
-local member, which, capacity = ARGV[1], ARGV[2], tonumber(ARGV[3])
+local member, which, capacity = ARGV[1], ARGV[2], capacity_in_force(tonumber(ARGV[3]))
 local now = now_ms()
 local left_allowed, left_waiting = 0, 0
 if which ~= 'waiting' then

@@ -14,7 +14,7 @@ if KEYS[8] then
   if hit[1] == 0 then return {'limited', hit[3], 0, 0} end
   remaining = hit[2]
 end
-local member, capacity = ARGV[1], tonumber(ARGV[2])
+local member, capacity = ARGV[1], capacity_in_force(tonumber(ARGV[2]))
 local now = now_ms()
 if redis.call('HEXISTS', allowed, member) == 1 then
   redis.call('HSET', allowed, member, now)

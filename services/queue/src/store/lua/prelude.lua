@@ -2,8 +2,14 @@
 -- 1 queue:wait (zset member -> ticket), 2 queue:counter, 3 allowedIn:users (hash member ->
 -- last activity ms), 4 queue:seen (zset waiting member -> last sign of life ms),
 -- 5 queue:admission_log (zset of recent admissions from the queue, for the wait estimate),
--- 6 queue:scheduler:lock, 7 queue:scheduler:stats.
+-- 6 queue:scheduler:lock, 7 queue:scheduler:stats (also the room's run-time settings).
 local wait, counter, allowed, seen, log = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+
+-- The capacity in force: an operator's override (field `capacity` of KEYS[7], set through
+-- PUT /admin/queue/room/capacity, shared by every replica) or the configured one.
+local function capacity_in_force(configured)
+  return tonumber(redis.call('HGET', KEYS[7], 'capacity')) or configured
+end
 
 -- Redis' clock, so replica clocks never matter.
 local function now_ms()

@@ -7,7 +7,8 @@ local lock, stats = KEYS[6], KEYS[7]
 if not redis.call('SET', lock, ARGV[1], 'NX', 'PX', ARGV[2]) then
   return {0, 0, 0, 0, 0, 0}
 end
-local capacity, duration, abandon = tonumber(ARGV[3]), tonumber(ARGV[4]), tonumber(ARGV[5])
+local capacity = capacity_in_force(tonumber(ARGV[3]))
+local duration, abandon = tonumber(ARGV[4]), tonumber(ARGV[5])
 local now = now_ms()
 -- Admissions idle for the whole duration leave.
 local expired = 0
