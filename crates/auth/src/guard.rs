@@ -172,7 +172,7 @@ pub struct AdminGuard {
 impl AdminGuard {
     pub const VAR: &'static str = "ADMIN_ALLOWED_CIDRS";
     /// Loopback only: an operator on the pod (`kubectl port-forward`, `kubectl exec`).
-    pub const DEFAULT: &'static str = "127.0.0.0/8, ::1";
+    pub const DEFAULT: &'static str = "127.0.0.1, ::1";
 
     pub fn new(allowed: Vec<IpNet>, proxies: TrustedProxies) -> Self {
         Self { allowed, proxies }

@@ -241,6 +241,24 @@ pub async fn assert_json_error(res: reqwest::Response, code: &str) -> Value {
     body
 }
 
+/// A valid, non-development value for each secret a service refuses to default in
+/// production (generated for the tests, used nowhere else).
+pub fn production_value(var: &str) -> &'static str {
+    match var {
+        "JWT_MASTER_KEY" => "q2DsJtYKu6v90ZGRa67S0HRGEuffnJ2opDRWW5AYNMU=",
+        "CURSOR_SECRET" => "a-production-cursor-secret-for-tests",
+        "QUEUE_ADMISSION_KEY" | "SERVICE_IDENTITY_KEY" => {
+            "yXFmalpVJK2fthBc4ibKbZRj3VM2jYSoA247A0RB9nQ"
+        }
+        "SERVICE_IDENTITY_PEERS" => {
+            "timeline=KFRexZPtLSqCfSxtZgSkEgiECm2cuCIw_q-CRvRg_LQ,\
+             activity=KFRexZPtLSqCfSxtZgSkEgiECm2cuCIw_q-CRvRg_LQ,\
+             search=KFRexZPtLSqCfSxtZgSkEgiECm2cuCIw_q-CRvRg_LQ"
+        }
+        other => panic!("no production test value for {other}"),
+    }
+}
+
 /// The platform tests every service runs: endpoints, readiness naming each dependency that
 /// is down, a malformed variable stopping startup, and a clean exit on SIGTERM.
 ///
@@ -252,7 +270,8 @@ macro_rules! platform_tests {
     (
         service: $krate:ident,
         env: $env:expr,
-        dependencies: [$(($dep:literal, $var:literal, $template:literal)),* $(,)?] $(,)?
+        dependencies: [$(($dep:literal, $var:literal, $template:literal)),* $(,)?]
+        $(, production_secrets: [$($secret:literal),* $(,)?])? $(,)?
     ) => {
         #[tokio::test]
         async fn serves_live_ready_metrics_openapi_and_json_errors() {
@@ -262,6 +281,33 @@ macro_rules! platform_tests {
             $crate::platform::check_platform_endpoints(&app.base_url(), $krate::SERVICE.as_str())
                 .await;
             app.stop().await;
+        }
+
+        #[tokio::test]
+        async fn production_refuses_to_start_on_each_development_secret() {
+            let listed: Vec<&str> = vec![$($($secret),*)?];
+            let mut env = ($env)().await.set("DAILYFEED_ENV", "production");
+            let mut refused = Vec::new();
+            // Each refusal names one secret; set it for real and try again, until it starts.
+            loop {
+                match $krate::Config::from_env(env.vars()) {
+                    Ok(_) => break,
+                    Err(err) => {
+                        assert!(
+                            err.to_string().contains("DAILYFEED_ENV=production"),
+                            "refused for another reason: {err}"
+                        );
+                        assert!(listed.contains(&err.var.as_str()), "unlisted secret {}", err.var);
+                        assert!(!refused.contains(&err.var), "{} refused twice", err.var);
+                        env = env.set(&err.var, $crate::platform::production_value(&err.var));
+                        refused.push(err.var);
+                    }
+                }
+            }
+            refused.sort();
+            let mut listed: Vec<String> = listed.into_iter().map(str::to_owned).collect();
+            listed.sort();
+            assert_eq!(refused, listed, "secrets refused in production");
         }
 
         #[tokio::test]

@@ -15,10 +15,10 @@ pub mod stream_listener;
 use std::time::Duration;
 
 use actix_web::web;
-use auth::{AdminGuard, Verifier};
+use auth::Verifier;
 use ratelimit::RateLimiter;
 use service_runtime::redis::{RedisProbe, pool};
-use service_runtime::{ProcessEnv, Readiness, RunningService, ServiceBuilder, ServiceName};
+use service_runtime::{Readiness, RunningService, ServiceBuilder, ServiceName};
 
 pub use config::{Config, GatewaySettings, WaitingRoomSettings};
 pub use domain::admission::{AdmissionClaims, AdmissionKey, AdmissionSigner};
@@ -48,18 +48,8 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
 }
 
 /// [`start`], also telling where the lean stream listener (`QUEUE_STREAM_PORT`) listens.
-/// The admin guard's `ADMIN_ALLOWED_CIDRS` and `TRUSTED_PROXIES` come from the process
-/// environment (see [`start_guarded`]).
 pub async fn start_listeners(
     config: Config,
-) -> anyhow::Result<(RunningService, Option<std::net::SocketAddr>)> {
-    start_guarded(config, AdminGuard::from_env(&ProcessEnv)?).await
-}
-
-/// [`start_listeners`] with the admin guard given (tests choose its allowlist).
-pub async fn start_guarded(
-    config: Config,
-    admin: AdminGuard,
 ) -> anyhow::Result<(RunningService, Option<std::net::SocketAddr>)> {
     let redis = pool(&config.redis)?;
     let prefix = config.redis.key_prefix.clone();
@@ -82,7 +72,7 @@ pub async fn start_guarded(
         room_config.heartbeat_interval,
     );
     let verifier = Verifier::over_http(config.auth.clone(), redis.clone(), &config.redis)?;
-    let admin_data = web::Data::new(admin);
+    let admin_data = web::Data::new(config.admin.clone());
     let verifier_data = web::Data::new(verifier.clone());
     let pool_idle_per_host = config.gateway.pool_idle_per_host;
     let gateway = web::Data::new(Gateway {

@@ -45,12 +45,12 @@ async fn admin_endpoints_refuse_anonymous_callers_and_user_tokens() {
 #[tokio::test]
 async fn admin_endpoints_refuse_an_admin_from_outside_the_allowlist() {
     let member = Member::start().await;
-    let config = queue::Config::from_env(member.gateway_env().vars()).unwrap();
-    let elsewhere = auth::AdminGuard::new(
+    let mut config = queue::Config::from_env(member.gateway_env().vars()).unwrap();
+    config.admin = auth::AdminGuard::new(
         service_runtime::TrustedProxies::parse_networks("10.0.0.0/8").unwrap(),
         service_runtime::TrustedProxies::none(),
     );
-    let (gw, _) = queue::start_guarded(config, elsewhere).await.unwrap();
+    let gw = queue::start(config).await.unwrap();
     let admin = member.admin_token(1).await;
     for path in ADMIN_PATHS {
         let res = call(

@@ -6,4 +6,5 @@ test_harness::platform_tests! {
     dependencies: [
         ("redis", "REDIS_URL", "redis://127.0.0.1:{port}"),
     ],
+    production_secrets: ["QUEUE_ADMISSION_KEY"],
 }

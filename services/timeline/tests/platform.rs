@@ -8,6 +8,7 @@ test_harness::platform_tests! {
         ("redis", "REDIS_URL", "redis://127.0.0.1:{port}"),
         ("kafka", "KAFKA_BROKERS", "127.0.0.1:{port}"),
     ],
+    production_secrets: ["CURSOR_SECRET", "SERVICE_IDENTITY_KEY"],
 }
 
 #[tokio::test]
