@@ -43,6 +43,7 @@ fn bench(c: &mut Criterion) {
         exp: now + 3600,
         typ: TokenType::Access,
         role: MemberRole::User,
+        epoch: 0,
     };
     let token = jsonwebtoken::encode(&header, &claims, &EncodingKey::from_ed_der(&der)).unwrap();
     let set = JwkSet {

@@ -31,6 +31,18 @@ redis.call('PUBLISH', ARGV[3], seq .. ' ' .. ARGV[1] .. ' ' .. ARGV[2])
 return seq
 ";
 
+/// Raises a member's session epoch (kept `ARGV[1]` ms), bumps the sequence and announces
+/// `seq m member epoch exp`, atomically; returns the new epoch.
+const REVOKE_MEMBER: &str = r"
+local epoch = redis.call('INCR', KEYS[1])
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+local t = redis.call('TIME')
+local exp = tonumber(t[1]) + math.ceil(tonumber(ARGV[1]) / 1000)
+local seq = redis.call('INCR', KEYS[2])
+redis.call('PUBLISH', ARGV[3], seq .. ' m ' .. ARGV[2] .. ' ' .. epoch .. ' ' .. exp)
+return epoch
+";
+
 #[derive(Clone)]
 pub struct Blacklist {
     pool: Pool,
@@ -38,10 +50,11 @@ pub struct Blacklist {
     mirror: Option<Arc<Mirror>>,
 }
 
-/// The local copy: revoked `jti` → `exp`.
+/// The local copy: revoked `jti` → `exp`, and member → (session epoch, until when it is kept).
 #[derive(Default)]
 struct Mirror {
     revoked: RwLock<HashMap<String, i64>>,
+    epochs: RwLock<HashMap<i64, (u64, i64)>>,
     synced: AtomicBool,
 }
 
@@ -62,11 +75,28 @@ impl Mirror {
         revoked.contains_key(jti)
     }
 
+    /// Keeps the highest epoch heard for `member` (messages may arrive after a load).
+    fn raise(&self, member: i64, epoch: u64, exp: i64) {
+        let mut epochs = self.epochs.write().unwrap_or_else(|e| e.into_inner());
+        let entry = epochs.entry(member).or_insert((0, exp));
+        if epoch >= entry.0 {
+            *entry = (epoch, exp.max(entry.1));
+        }
+    }
+
+    fn epoch(&self, member: i64) -> u64 {
+        let epochs = self.epochs.read().unwrap_or_else(|e| e.into_inner());
+        epochs.get(&member).map_or(0, |(epoch, _)| *epoch)
+    }
+
     fn prune(&self) {
         let now = now_seconds();
         let mut revoked = self.revoked.write().unwrap_or_else(|e| e.into_inner());
         revoked.retain(|_, exp| *exp >= now);
         metrics::gauge!("auth_blacklist_mirror_entries").set(revoked.len() as f64);
+        drop(revoked);
+        let mut epochs = self.epochs.write().unwrap_or_else(|e| e.into_inner());
+        epochs.retain(|_, (_, exp)| *exp >= now);
     }
 
     fn set_synced(&self, synced: bool) {
@@ -134,6 +164,64 @@ impl Blacklist {
         Ok(())
     }
 
+    /// Ends every session of `member` at once: the member's epoch is raised, so each token
+    /// issued before (whose `epoch` claim is lower) is refused by every verifier, and member
+    /// issues new ones at the new epoch. The epoch is kept `keep_for` (at least the longest a
+    /// token or refresh family issued before could live); returns the new epoch.
+    pub async fn revoke_member(&self, member_id: i64, keep_for: Duration) -> anyhow::Result<u64> {
+        let keep_ms = u64::try_from(keep_for.as_millis())
+            .unwrap_or(u64::MAX)
+            .max(1000);
+        let mut conn = self.pool.get().await?;
+        let epoch: u64 = redis::Script::new(REVOKE_MEMBER)
+            .key(contracts::redis_keys::member_epoch(&self.prefix, member_id))
+            .key(self.sequence_key())
+            .arg(keep_ms)
+            .arg(member_id)
+            .arg(self.channel())
+            .invoke_async(&mut *conn)
+            .await?;
+        if let Some(mirror) = &self.mirror {
+            let keep = i64::try_from(keep_ms / 1000 + 1).unwrap_or(i64::MAX / 2);
+            mirror.raise(member_id, epoch, now_seconds().saturating_add(keep));
+        }
+        Ok(epoch)
+    }
+
+    /// `member`'s session epoch now (0 until the first member-wide revocation).
+    pub async fn member_epoch(&self, member_id: i64) -> anyhow::Result<u64> {
+        if let Some(mirror) = &self.mirror
+            && mirror.synced.load(Ordering::Acquire)
+        {
+            return Ok(mirror.epoch(member_id));
+        }
+        let mut conn = self.pool.get().await?;
+        let epoch: Option<u64> = redis::cmd("GET")
+            .arg(contracts::redis_keys::member_epoch(&self.prefix, member_id))
+            .query_async(&mut *conn)
+            .await?;
+        Ok(epoch.unwrap_or(0))
+    }
+
+    /// Whether a token (`jti`, of `member_id`, issued at session `epoch`) was revoked, by
+    /// logout or by a member-wide revocation since. One round trip without the mirror.
+    pub async fn revoked(&self, jti: &str, member_id: i64, epoch: u64) -> anyhow::Result<bool> {
+        if let Some(mirror) = &self.mirror
+            && mirror.synced.load(Ordering::Acquire)
+        {
+            return Ok(mirror.contains(jti) || epoch < mirror.epoch(member_id));
+        }
+        let mut conn = self.pool.get().await?;
+        let (listed, current): (bool, Option<u64>) = redis::pipe()
+            .cmd("EXISTS")
+            .arg(contracts::redis_keys::access_blacklist(&self.prefix, jti))
+            .cmd("GET")
+            .arg(contracts::redis_keys::member_epoch(&self.prefix, member_id))
+            .query_async(&mut *conn)
+            .await?;
+        Ok(listed || epoch < current.unwrap_or(0))
+    }
+
     pub async fn contains(&self, jti: &str) -> anyhow::Result<bool> {
         if let Some(mirror) = &self.mirror
             && mirror.synced.load(Ordering::Acquire)
@@ -188,15 +276,12 @@ impl Blacklist {
                         anyhow::bail!("the pub/sub connection closed");
                     };
                     let payload: String = message.get_payload()?;
-                    let mut parts = payload.splitn(3, ' ');
-                    let seq = parts.next().and_then(|s| s.parse::<i64>().ok());
-                    let exp = parts.next().and_then(|s| s.parse::<i64>().ok());
-                    match (seq, exp, parts.next()) {
-                        (Some(seq), Some(exp), Some(jti)) => {
-                            mirror.insert(jti.to_owned(), exp);
+                    match Revocation::parse(&payload) {
+                        Some((seq, revocation)) => {
+                            revocation.apply(mirror);
                             seen = seen.max(seq);
                         }
-                        _ => tracing::warn!(payload, "unreadable revocation message"),
+                        None => tracing::warn!(payload, "unreadable revocation message"),
                     }
                 }
                 _ = check.tick() => {
@@ -259,8 +344,137 @@ impl Blacklist {
             }
             cursor = next;
         }
-        let mut revoked = mirror.revoked.write().unwrap_or_else(|e| e.into_inner());
-        revoked.extend(loaded);
+        mirror
+            .revoked
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .extend(loaded);
+        self.load_epochs(&mut conn, mirror).await?;
         Ok(seq.unwrap_or(0))
+    }
+
+    /// Loads every member's session epoch (keys with their expiry).
+    async fn load_epochs(
+        &self,
+        conn: &mut deadpool_redis::Connection,
+        mirror: &Mirror,
+    ) -> anyhow::Result<()> {
+        let keys_start = contracts::redis_keys::member_epochs(&self.prefix);
+        let pattern = format!("{keys_start}*");
+        let prefix_len = keys_start.len();
+        let now = now_seconds();
+        let mut cursor: u64 = 0;
+        loop {
+            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+                .arg(cursor)
+                .arg("MATCH")
+                .arg(&pattern)
+                .arg("COUNT")
+                .arg(1000)
+                .query_async(&mut **conn)
+                .await?;
+            if !keys.is_empty() {
+                let mut pipe = redis::pipe();
+                for key in &keys {
+                    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
+                }
+                let values: Vec<(Option<u64>, i64)> = pipe.query_async(&mut **conn).await?;
+                for (key, (epoch, ttl)) in keys.iter().zip(values) {
+                    let (Some(epoch), Ok(member)) = (epoch, key[prefix_len..].parse::<i64>())
+                    else {
+                        continue;
+                    };
+                    let exp = match ttl {
+                        -2 => continue,
+                        -1 => i64::MAX,
+                        ms => now + ms / 1000 + 1,
+                    };
+                    mirror.raise(member, epoch, exp);
+                }
+            }
+            if next == 0 {
+                return Ok(());
+            }
+            cursor = next;
+        }
+    }
+}
+
+/// One announced revocation: `seq exp jti` (logout) or `seq m member epoch exp`.
+#[derive(Debug, PartialEq, Eq)]
+enum Revocation {
+    Token { jti: String, exp: i64 },
+    Member { member: i64, epoch: u64, exp: i64 },
+}
+
+impl Revocation {
+    fn parse(payload: &str) -> Option<(i64, Self)> {
+        let mut parts = payload.splitn(3, ' ');
+        let seq = parts.next()?.parse::<i64>().ok()?;
+        let second = parts.next()?;
+        let rest = parts.next()?;
+        if second == "m" {
+            let mut fields = rest.split(' ');
+            let member = fields.next()?.parse().ok()?;
+            let epoch = fields.next()?.parse().ok()?;
+            let exp = fields.next()?.parse().ok()?;
+            return Some((seq, Revocation::Member { member, epoch, exp }));
+        }
+        let exp = second.parse().ok()?;
+        Some((
+            seq,
+            Revocation::Token {
+                jti: rest.to_owned(),
+                exp,
+            },
+        ))
+    }
+
+    fn apply(self, mirror: &Mirror) {
+        match self {
+            Revocation::Token { jti, exp } => mirror.insert(jti, exp),
+            Revocation::Member { member, epoch, exp } => mirror.raise(member, epoch, exp),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn both_kinds_of_revocation_message_parse() {
+        assert_eq!(
+            Revocation::parse("7 1700000000 0190-abc"),
+            Some((
+                7,
+                Revocation::Token {
+                    jti: "0190-abc".into(),
+                    exp: 1_700_000_000
+                }
+            ))
+        );
+        assert_eq!(
+            Revocation::parse("8 m 42 3 1700000300"),
+            Some((
+                8,
+                Revocation::Member {
+                    member: 42,
+                    epoch: 3,
+                    exp: 1_700_000_300
+                }
+            ))
+        );
+        assert_eq!(Revocation::parse("x 1 y"), None);
+        assert_eq!(Revocation::parse("9 m 42"), None);
+    }
+
+    #[test]
+    fn the_mirror_keeps_the_highest_epoch_it_heard() {
+        let mirror = Mirror::default();
+        mirror.raise(1, 2, i64::MAX);
+        mirror.raise(1, 1, i64::MAX);
+        assert_eq!(mirror.epoch(1), 2);
+        assert_eq!(mirror.epoch(2), 0);
     }
 }

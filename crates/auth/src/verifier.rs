@@ -160,6 +160,7 @@ struct Verified {
     role: MemberRole,
     jti: String,
     expires_at: i64,
+    epoch: u64,
     kid: String,
 }
 
@@ -250,7 +251,7 @@ impl Verifier {
             // Expiry checked with the signature.
             None => self.check_signature(token).await?,
         };
-        self.check_blacklist(&verified.jti).await?;
+        self.check_revoked(&verified).await?;
         Ok(Authenticated {
             member_id: verified.member_id,
             role: verified.role,
@@ -303,6 +304,7 @@ impl Verifier {
             role: claims.role,
             jti: claims.jti,
             expires_at: claims.exp,
+            epoch: claims.epoch,
             kid,
         });
         if let Some(cache) = &self.inner.verified {
@@ -328,9 +330,13 @@ impl Verifier {
         Ok(())
     }
 
-    async fn check_blacklist(&self, jti: &str) -> Result<(), AuthError> {
+    /// Logged out (its `jti`), or issued before a member-wide revocation (its `epoch`).
+    async fn check_revoked(&self, token: &Verified) -> Result<(), AuthError> {
         if let Some(blacklist) = &self.inner.blacklist {
-            match blacklist.contains(jti).await {
+            match blacklist
+                .revoked(&token.jti, token.member_id, token.epoch)
+                .await
+            {
                 Ok(true) => return Err(AuthError::Revoked),
                 Ok(false) => {}
                 Err(e) if self.inner.settings.blacklist_fail_open => {

@@ -55,6 +55,13 @@ fn claims(jti: &str, iat: i64, exp: i64) -> serde_json::Value {
     serde_json::json!({"sub": "42", "jti": jti, "iat": iat, "exp": exp, "typ": "access", "role": "USER"})
 }
 
+fn at_epoch(jti: &str, epoch: u64) -> serde_json::Value {
+    let t = now();
+    let mut claims = claims(jti, t, t + 600);
+    claims["epoch"] = epoch.into();
+    claims
+}
+
 fn settings(leeway: u64) -> AuthSettings {
     let env = TestEnv::new().set("JWT_LEEWAY_SECONDS", leeway.to_string());
     AuthSettings::from_env(env.vars()).unwrap()
@@ -128,4 +135,65 @@ async fn a_logged_out_token_stays_refused_inside_the_leeway_after_its_exp() {
         AuthSettings::from_env(err.vars()).unwrap_err().var,
         "JWT_LEEWAY_SECONDS"
     );
+}
+
+#[tokio::test]
+async fn a_member_wide_revocation_refuses_every_earlier_token_at_once_in_every_process() {
+    let env = TestEnv::new().redis();
+    let redis = RedisSettings::from_env(env.vars()).unwrap();
+    let pool = pool(&redis).unwrap();
+    // member (which revokes) and a gateway (which mirrors the blacklist) in other processes.
+    let issuer = Blacklist::new(pool.clone(), &redis.key_prefix);
+    let mirror = Blacklist::mirrored(pool.clone(), &redis.key_prefix, &redis.url).unwrap();
+    let asks_redis = Verifier::new(Published(key_set()), settings(0), Some(issuer.clone()));
+    let mirrored = Verifier::new(Published(key_set()), settings(0), Some(mirror.clone()));
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !mirror.in_sync() {
+        assert!(std::time::Instant::now() < deadline, "mirror never in sync");
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    let before = sign(&at_epoch("before", 0));
+    assert!(mirrored.verify(&before).await.is_ok());
+    assert_eq!(issuer.member_epoch(42).await.unwrap(), 0);
+
+    let epoch = issuer
+        .revoke_member(42, Duration::from_secs(3600))
+        .await
+        .unwrap();
+    assert_eq!(epoch, 1);
+    assert_eq!(
+        asks_redis.verify(&before).await.unwrap_err(),
+        AuthError::Revoked
+    );
+    let deadline = std::time::Instant::now() + Duration::from_secs(1);
+    while mirrored.verify(&before).await.is_ok() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the mirror never heard it"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(
+        mirrored.verify(&before).await.unwrap_err(),
+        AuthError::Revoked
+    );
+    // Tokens issued at the new epoch pass; other members are untouched.
+    let after = sign(&at_epoch("after", 1));
+    assert!(asks_redis.verify(&after).await.is_ok());
+    assert!(mirrored.verify(&after).await.is_ok());
+    let other = sign(
+        &serde_json::json!({"sub": "43", "jti": "o", "iat": now(), "exp": now() + 600, "typ": "access", "role": "USER"}),
+    );
+    assert!(mirrored.verify(&other).await.is_ok());
+    // A mirror started later loads the epoch with the rest.
+    let late = Blacklist::mirrored(pool.clone(), &redis.key_prefix, &redis.url).unwrap();
+    let deadline = std::time::Instant::now() + Duration::from_secs(3);
+    while !late.in_sync() {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "late mirror never in sync"
+        );
+        tokio::time::sleep(Duration::from_millis(10)).await;
+    }
+    assert_eq!(late.member_epoch(42).await.unwrap(), 1);
 }

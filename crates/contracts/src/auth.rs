@@ -16,6 +16,16 @@ pub struct AccessClaims {
     /// Always [`TokenType::Access`] for tokens that authorise API calls.
     pub typ: TokenType,
     pub role: MemberRole,
+    /// The member's session epoch when the token was issued: a member-wide revocation
+    /// (logout everywhere, an account taken over by its email's verified owner) raises the
+    /// epoch, and every token issued before it is refused at once. 0 (and absent) until the
+    /// first such revocation.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub epoch: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 impl AccessClaims {
@@ -61,6 +71,7 @@ mod tests {
             exp: 1,
             typ: TokenType::Access,
             role: MemberRole::User,
+            epoch: 0,
         };
         assert_eq!(claims.member_id(), Some(42));
         claims.sub = "0".into();
@@ -75,5 +86,10 @@ mod tests {
         let claims: AccessClaims = serde_json::from_str(json).expect("parse");
         assert_eq!(claims.role, MemberRole::Admin);
         assert_eq!(serde_json::to_string(&claims).expect("serialise"), json);
+        let raised =
+            r#"{"sub":"7","jti":"x","iat":1,"exp":2,"typ":"access","role":"USER","epoch":3}"#;
+        let claims: AccessClaims = serde_json::from_str(raised).expect("parse");
+        assert_eq!(claims.epoch, 3);
+        assert_eq!(serde_json::to_string(&claims).expect("serialise"), raised);
     }
 }

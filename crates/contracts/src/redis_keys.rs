@@ -9,6 +9,17 @@ pub fn access_blacklist(prefix: &str, jti: &str) -> String {
     format!("{prefix}auth:blacklist:{jti}")
 }
 
+/// A member's session epoch (see `AccessClaims::epoch`): raised by a member-wide revocation,
+/// read by member when it issues tokens and by every verifier.
+pub fn member_epoch(prefix: &str, member_id: i64) -> String {
+    format!("{}{member_id}", member_epochs(prefix))
+}
+
+/// What every [`member_epoch`] key starts with (for a `SCAN … MATCH {this}*`).
+pub fn member_epochs(prefix: &str) -> String {
+    format!("{prefix}auth:member-epoch:")
+}
+
 /// A refresh token, by the SHA-256 (hex) of its value — the value itself is never stored.
 pub fn refresh_token(prefix: &str, token_hash: &str) -> String {
     format!("{prefix}auth:refresh:{token_hash}")

@@ -87,6 +87,7 @@ pub async fn start(config: Config) -> anyhow::Result<RunningService> {
             )
             .with_reuse_grace(config.tokens.reuse_grace),
             access_ttl: config.tokens.access_ttl,
+            revocations: blacklist.clone(),
         },
         passwords: PasswordHasher::new(config.password)?,
         limiter: RateLimiter::new(redis.clone(), &prefix),

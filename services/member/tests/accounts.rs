@@ -449,7 +449,35 @@ async fn logout_all_ends_every_session() {
             )
             .await;
         assert_eq!(res.status(), 401);
+        // The access tokens of the other devices end now, not when they expire.
+        let access = session["access_token"].as_str().unwrap();
+        let res = app.get_as("/api/v1/members/me", access).await;
+        assert_eq!(res.status(), 401);
+        assert_eq!(res.headers()["x-relogin-required"], "true");
+        assert_json_error(res, "token_revoked").await;
     }
+    // A new login starts at the new epoch and works everywhere again.
+    let pair: Value = app
+        .post(
+            "/api/v1/auth/login",
+            json!({"email": email, "password": PASSWORD}),
+        )
+        .await
+        .json()
+        .await
+        .unwrap();
+    let access = pair["access_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/api/v1/members/me", access).await.status(), 200);
+    let res = app
+        .post(
+            "/api/v1/auth/refresh",
+            json!({"refresh_token": pair["refresh_token"]}),
+        )
+        .await;
+    assert_eq!(res.status(), 200);
+    let refreshed: Value = res.json().await.unwrap();
+    let access = refreshed["access_token"].as_str().unwrap();
+    assert_eq!(app.get_as("/api/v1/members/me", access).await.status(), 200);
     app.stop().await;
 }
 

@@ -345,7 +345,11 @@ async fn a_verified_google_identity_never_inherits_an_attackers_password() {
         "{message}"
     );
 
-    // Every way in the attacker had is gone: the password, the session, the linked Kakao.
+    // Every way in the attacker had is gone: the access token they hold (at once, not
+    // when it expires), the password, the session, the linked Kakao.
+    let res = app.get_as("/api/v1/members/me", attacker_access).await;
+    assert_eq!(res.status(), 401);
+    assert_json_error(res, "token_revoked").await;
     let res = password_login(&app, &victim_email).await;
     assert_eq!(res.status(), 401);
     assert_json_error(res, "invalid_credentials").await;

@@ -262,6 +262,17 @@ pub async fn login(
         metrics::counter!("member_logins_total", "outcome" => "failed").increment(1);
         return Err(MemberError::InvalidCredentials);
     };
+    // A member-wide revocation (an account taken over by its email's verified owner) may
+    // have run during the check: read the session epoch, then make sure the password that
+    // just verified is still the account's. A revocation before the read removed it; one
+    // after leaves this login at a stale epoch, so its tokens are refused everywhere.
+    let epoch = state.tokens.epoch(member.id).await?;
+    let current = members::by_id(&state.db, member.id).await?;
+    if current.as_ref().and_then(|m| m.password_hash.as_deref()) != member.password_hash.as_deref()
+    {
+        metrics::counter!("member_logins_total", "outcome" => "failed").increment(1);
+        return Err(MemberError::InvalidCredentials);
+    }
     state.limiter.release(&reserved).await?;
     match &device_subject {
         Some(device) => state.limiter.reset(&buckets.device, device).await?,
@@ -272,7 +283,10 @@ pub async fn login(
         .remember(known_device.as_deref(), &account)
         .await?;
     metrics::counter!("member_logins_total", "outcome" => "ok").increment(1);
-    let pair = state.tokens.login(member.id, role_of(&member.role)).await?;
+    let pair = state
+        .tokens
+        .login_at(member.id, role_of(&member.role), epoch)
+        .await?;
     Ok(HttpResponse::Ok()
         .cookie(refresh_cookie(&state, &pair))
         .cookie(device_cookie(&state, device))
@@ -315,6 +329,7 @@ pub async fn refresh(
             member_id,
             token,
             repeated,
+            epoch,
         } => {
             if repeated {
                 metrics::counter!("member_refresh_grace_total").increment(1);
@@ -324,7 +339,7 @@ pub async fn refresh(
                 .ok_or(MemberError::RefreshInvalid)?;
             let pair = state
                 .tokens
-                .pair(member.id, role_of(&member.role), token)
+                .pair(member.id, role_of(&member.role), token, epoch)
                 .await?;
             Ok(HttpResponse::Ok()
                 .cookie(refresh_cookie(&state, &pair))
@@ -361,15 +376,12 @@ pub async fn logout(
         .finish())
 }
 
-/// Logs out everywhere: every login of the member is revoked.
+/// Logs out everywhere: every login of the member is revoked, and every access token the
+/// member holds (on any device) is refused from now on, not only once it expires.
 #[utoipa::path(post, path = "/api/v1/auth/logout-all", tag = "auth", security(("bearer" = [])),
-    responses((status = 204), (status = 401, body = ErrorBody)))]
+    responses((status = 204), (status = 401, body = ErrorBody), (status = 500, body = ErrorBody)))]
 pub async fn logout_all(member: AuthMember, state: web::Data<AppState>) -> Result<HttpResponse> {
-    state
-        .blacklist
-        .add(&member.0.jti, member.0.expires_at)
-        .await?;
-    let revoked = state.tokens.refresh.revoke_all(member.id()).await?;
+    let revoked = state.tokens.end_every_session(member.id()).await?;
     tracing::info!(member_id = member.id(), revoked, "logged out everywhere");
     Ok(HttpResponse::NoContent()
         .cookie(cleared_refresh_cookie(&state))

@@ -309,11 +309,13 @@ async fn finish(
             None
         }
         Some(reclaim) => {
-            // Revoked before the commit (a failure rolls the takeover back) and again after
-            // it, for a login that used the old password in between.
+            // Refresh families are revoked before the commit (a failure rolls the takeover
+            // back); after it, every session ends at once: the session epoch is raised, so
+            // the access tokens the squatter holds and any login that raced the takeover
+            // are refused everywhere, then the families are revoked again.
             let before = state.tokens.refresh.revoke_all(member.id).await?;
             txn.commit().await?;
-            let after = state.tokens.refresh.revoke_all(member.id).await?;
+            let after = state.tokens.end_every_session(member.id).await?;
             tracing::warn!(
                 member_id = member.id,
                 provider = provider.as_str(),

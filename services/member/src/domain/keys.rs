@@ -133,6 +133,17 @@ impl KeyRing {
         role: MemberRole,
         ttl: std::time::Duration,
     ) -> anyhow::Result<String> {
+        self.access_token_at(member_id, role, ttl, 0).await
+    }
+
+    /// [`Self::access_token`] at the member's session `epoch` (see `AccessClaims::epoch`).
+    pub async fn access_token_at(
+        &self,
+        member_id: i64,
+        role: MemberRole,
+        ttl: std::time::Duration,
+        epoch: u64,
+    ) -> anyhow::Result<String> {
         let now = chrono::Utc::now().timestamp();
         self.sign(&AccessClaims {
             sub: member_id.to_string(),
@@ -141,6 +152,7 @@ impl KeyRing {
             exp: now + i64::try_from(ttl.as_secs()).unwrap_or(i64::MAX / 2),
             typ: TokenType::Access,
             role,
+            epoch,
         })
         .await
     }

@@ -27,8 +27,9 @@ use sha2::{Digest, Sha256};
 /// Rotates a refresh token. KEYS: presented token, new token. ARGV: key prefix, refresh TTL
 /// (ms), grace window (ms), the new token sealed for the presented one.
 ///
-/// In order: unknown token → `invalid`; family gone (logout, logout-all, reuse) → `revoked`
-/// (so a late replay never resurrects a revoked login); family past its absolute lifetime →
+/// In order: unknown token → `invalid`; family gone (logout, logout-all, reuse), or started
+/// at a session epoch older than the member's (`contracts::redis_keys::member_epoch`) →
+/// `revoked` (so a late replay never resurrects a revoked login); family past its absolute lifetime →
 /// `expired`; token already used → `grace` with the sealed successor if it was rotated at
 /// most the grace window ago and that successor is still unused, else `reused` (family
 /// revoked); otherwise rotate → `ok`.
@@ -39,8 +40,16 @@ if not token[1] then return {'invalid'} end
 local member, family, state = token[1], token[2], token[3]
 local family_key = ARGV[1] .. 'auth:family:' .. family
 local family_set = ARGV[1] .. 'auth:member_families:' .. member
-local expires = redis.call('HGET', family_key, 'expires_at_ms')
+local family_state = redis.call('HMGET', family_key, 'expires_at_ms', 'epoch')
+local expires = family_state[1]
 if not expires then return {'revoked'} end
+-- A member-wide revocation since the login (a family born while it ran): end it.
+local epoch = tonumber(family_state[2] or '0')
+if epoch < tonumber(redis.call('GET', ARGV[1] .. 'auth:member-epoch:' .. member) or '0') then
+  redis.call('DEL', family_key)
+  redis.call('SREM', family_set, family)
+  return {'revoked'}
+end
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local remaining = tonumber(expires) - now
@@ -54,7 +63,7 @@ if state == 'used' then
   local rotated = tonumber(token[4])
   if grace > 0 and rotated and token[5] and token[6] and now - rotated <= grace
     and redis.call('HGET', token[5], 'state') == 'active' then
-    return {'grace', member, family, token[6]}
+    return {'grace', member, family, token[6], epoch}
   end
   redis.call('DEL', family_key)
   redis.call('SREM', family_set, family)
@@ -64,7 +73,7 @@ redis.call('HSET', KEYS[1], 'state', 'used', 'rotated_at_ms', now, 'successor', 
   'sealed', ARGV[4])
 redis.call('HSET', KEYS[2], 'member_id', member, 'family', family, 'state', 'active')
 redis.call('PEXPIRE', KEYS[2], math.min(tonumber(ARGV[2]), remaining))
-return {'ok', member, family}
+return {'ok', member, family, epoch}
 "#;
 
 /// The result of presenting a refresh token.
@@ -76,6 +85,8 @@ pub enum Rotation {
         member_id: i64,
         token: String,
         repeated: bool,
+        /// The session epoch the login started at: its access tokens are issued at it.
+        epoch: u64,
     },
     /// Unknown, expired or from a revoked family.
     Invalid,
@@ -167,8 +178,13 @@ impl RefreshTokens {
         self.ttl
     }
 
-    /// Starts a family (a login) and returns its first token.
-    pub async fn issue(&self, member_id: i64) -> anyhow::Result<String> {
+    /// How long a login lasts at most, however often it refreshes.
+    pub fn family_lifetime(&self) -> Duration {
+        self.family_lifetime
+    }
+
+    /// Starts a family (a login at the member's session `epoch`) and returns its first token.
+    pub async fn issue(&self, member_id: i64, epoch: u64) -> anyhow::Result<String> {
         let family = uuid::Uuid::new_v4().simple().to_string();
         let (token, hash) = mint();
         let expires_at_ms = chrono::Utc::now().timestamp_millis()
@@ -185,6 +201,8 @@ impl RefreshTokens {
             .arg(member_id)
             .arg("expires_at_ms")
             .arg(expires_at_ms)
+            .arg("epoch")
+            .arg(epoch)
             .ignore()
             .cmd("PEXPIRE")
             .arg(&family_key)
@@ -238,17 +256,25 @@ impl RefreshTokens {
                 .and_then(|m| m.parse::<i64>().ok())
                 .unwrap_or(0)
         };
+        let epoch = |i: usize| {
+            reply
+                .get(i)
+                .and_then(|e| e.parse::<u64>().ok())
+                .unwrap_or(0)
+        };
         Ok(match reply.first().map(String::as_str) {
             Some("ok") => Rotation::Rotated {
                 member_id: member(1),
                 token: new_token,
                 repeated: false,
+                epoch: epoch(3),
             },
             Some("grace") => match reply.get(3).and_then(|s| open_successor(token, s)) {
                 Some(successor) => Rotation::Rotated {
                     member_id: member(1),
                     token: successor,
                     repeated: true,
+                    epoch: epoch(4),
                 },
                 None => {
                     tracing::error!("a rotated refresh token's successor does not open");

@@ -12,6 +12,8 @@ use serde::Serialize;
 use sha2::{Digest, Sha256};
 use utoipa::ToSchema;
 
+use auth::Blacklist;
+
 use super::keys::KeyRing;
 use super::refresh::RefreshTokens;
 
@@ -32,20 +34,44 @@ pub struct TokenIssuer {
     pub keys: Arc<KeyRing>,
     pub refresh: RefreshTokens,
     pub access_ttl: Duration,
+    /// Session epochs (member-wide revocation) live with the logout blacklist.
+    pub revocations: Blacklist,
 }
 
 impl TokenIssuer {
-    /// A signed access token for `member_id`.
-    pub async fn access_token(&self, member_id: i64, role: MemberRole) -> anyhow::Result<String> {
+    /// A signed access token for `member_id` at session `epoch`.
+    pub async fn access_token(
+        &self,
+        member_id: i64,
+        role: MemberRole,
+        epoch: u64,
+    ) -> anyhow::Result<String> {
         self.keys
-            .access_token(member_id, role, self.access_ttl)
+            .access_token_at(member_id, role, self.access_ttl, epoch)
             .await
     }
 
-    /// A new session: access token + the first refresh token of a new family.
+    /// The member's session epoch now: read it before checking a password, so that a
+    /// member-wide revocation racing the check leaves the login with a stale epoch.
+    pub async fn epoch(&self, member_id: i64) -> anyhow::Result<u64> {
+        self.revocations.member_epoch(member_id).await
+    }
+
+    /// A new session at the member's current epoch.
     pub async fn login(&self, member_id: i64, role: MemberRole) -> anyhow::Result<TokenPair> {
-        let refresh_token = self.refresh.issue(member_id).await?;
-        self.pair(member_id, role, refresh_token).await
+        let epoch = self.epoch(member_id).await?;
+        self.login_at(member_id, role, epoch).await
+    }
+
+    /// A new session at `epoch`: access token + the first refresh token of a new family.
+    pub async fn login_at(
+        &self,
+        member_id: i64,
+        role: MemberRole,
+        epoch: u64,
+    ) -> anyhow::Result<TokenPair> {
+        let refresh_token = self.refresh.issue(member_id, epoch).await?;
+        self.pair(member_id, role, refresh_token, epoch).await
     }
 
     pub async fn pair(
@@ -53,14 +79,27 @@ impl TokenIssuer {
         member_id: i64,
         role: MemberRole,
         refresh_token: String,
+        epoch: u64,
     ) -> anyhow::Result<TokenPair> {
         Ok(TokenPair {
-            access_token: self.access_token(member_id, role).await?,
+            access_token: self.access_token(member_id, role, epoch).await?,
             token_type: "Bearer",
             expires_in: self.access_ttl.as_secs(),
             refresh_token,
             member_id,
         })
+    }
+
+    /// Ends every session of the member at once: the session epoch is raised (every access
+    /// token issued before is refused everywhere, and so is any refresh family started
+    /// before), then every refresh family is revoked. Returns how many families there were.
+    pub async fn end_every_session(&self, member_id: i64) -> anyhow::Result<usize> {
+        // Kept as long as anything issued before could live: a family, or a token in leeway.
+        let keep_for = self.refresh.family_lifetime()
+            + self.access_ttl
+            + Duration::from_secs(auth::MAX_LEEWAY_SECONDS);
+        self.revocations.revoke_member(member_id, keep_for).await?;
+        self.refresh.revoke_all(member_id).await
     }
 }
 

@@ -64,6 +64,7 @@ impl Member {
                 exp: now + exp_in,
                 typ: TokenType::Access,
                 role: MemberRole::User,
+                epoch: 0,
             })
             .await
             .unwrap()
