@@ -301,7 +301,8 @@ impl Blacklist {
         }
     }
 
-    /// Loads every revoked jti; returns the sequence number the load covers.
+    /// Loads every revoked jti and every member's session epoch; returns the sequence number
+    /// the load covers.
     async fn load(&self, mirror: &Mirror) -> anyhow::Result<i64> {
         let mut conn = self.pool.get().await?;
         // Read first: anything revoked after this comes as a message (we subscribed).
@@ -309,94 +310,72 @@ impl Blacklist {
             .arg(self.sequence_key())
             .query_async(&mut *conn)
             .await?;
-        let pattern = contracts::redis_keys::access_blacklist(&self.prefix, "*");
-        let prefix_len = pattern.len() - 1;
-        let now = now_seconds();
-        let mut cursor: u64 = 0;
-        let mut loaded = HashMap::new();
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut *conn)
-                .await?;
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("PTTL").arg(key);
-                }
-                let ttls: Vec<i64> = pipe.query_async(&mut *conn).await?;
-                for (key, ttl) in keys.iter().zip(ttls) {
-                    // -2: gone meanwhile; -1: no expiry (kept until pruned by hand).
-                    let exp = match ttl {
-                        -2 => continue,
-                        -1 => i64::MAX,
-                        ms => now + ms / 1000 + 1,
-                    };
-                    loaded.insert(key[prefix_len..].to_owned(), exp);
-                }
-            }
-            if next == 0 {
-                break;
-            }
-            cursor = next;
-        }
+        let blacklisted = contracts::redis_keys::access_blacklist(&self.prefix, "");
+        let revoked = scan_with_expiry(&mut conn, &blacklisted, false).await?;
         mirror
             .revoked
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .extend(loaded);
-        self.load_epochs(&mut conn, mirror).await?;
+            .extend(revoked.into_iter().map(|(jti, _, exp)| (jti, exp)));
+        let epochs = contracts::redis_keys::member_epochs(&self.prefix);
+        for (member, epoch, exp) in scan_with_expiry(&mut conn, &epochs, true).await? {
+            if let (Ok(member), Some(epoch)) = (member.parse::<i64>(), epoch) {
+                mirror.raise(member, epoch, exp);
+            }
+        }
         Ok(seq.unwrap_or(0))
     }
+}
 
-    /// Loads every member's session epoch (keys with their expiry).
-    async fn load_epochs(
-        &self,
-        conn: &mut deadpool_redis::Connection,
-        mirror: &Mirror,
-    ) -> anyhow::Result<()> {
-        let keys_start = contracts::redis_keys::member_epochs(&self.prefix);
-        let pattern = format!("{keys_start}*");
-        let prefix_len = keys_start.len();
-        let now = now_seconds();
-        let mut cursor: u64 = 0;
-        loop {
-            let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
-                .arg(cursor)
-                .arg("MATCH")
-                .arg(&pattern)
-                .arg("COUNT")
-                .arg(1000)
-                .query_async(&mut **conn)
-                .await?;
-            if !keys.is_empty() {
-                let mut pipe = redis::pipe();
-                for key in &keys {
-                    pipe.cmd("GET").arg(key).cmd("PTTL").arg(key);
-                }
-                let values: Vec<(Option<u64>, i64)> = pipe.query_async(&mut **conn).await?;
-                for (key, (epoch, ttl)) in keys.iter().zip(values) {
-                    let (Some(epoch), Ok(member)) = (epoch, key[prefix_len..].parse::<i64>())
-                    else {
-                        continue;
-                    };
-                    let exp = match ttl {
-                        -2 => continue,
-                        -1 => i64::MAX,
-                        ms => now + ms / 1000 + 1,
-                    };
-                    mirror.raise(member, epoch, exp);
+/// Every key starting with `start` (SCAN, so Redis is never blocked), as (the rest of the
+/// key, its value if `with_value`, when it expires in seconds since the epoch).
+async fn scan_with_expiry(
+    conn: &mut deadpool_redis::Connection,
+    start: &str,
+    with_value: bool,
+) -> anyhow::Result<Vec<(String, Option<u64>, i64)>> {
+    let pattern = format!("{start}*");
+    let now = now_seconds();
+    let mut found = Vec::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let (next, keys): (u64, Vec<String>) = redis::cmd("SCAN")
+            .arg(cursor)
+            .arg("MATCH")
+            .arg(&pattern)
+            .arg("COUNT")
+            .arg(1000)
+            .query_async(&mut **conn)
+            .await?;
+        if !keys.is_empty() {
+            let mut pipe = redis::pipe();
+            for key in &keys {
+                pipe.cmd("PTTL").arg(key);
+                if with_value {
+                    pipe.cmd("GET").arg(key);
                 }
             }
-            if next == 0 {
-                return Ok(());
+            let replies: Vec<redis::Value> = pipe.query_async(&mut **conn).await?;
+            let per_key = if with_value { 2 } else { 1 };
+            for (key, reply) in keys.iter().zip(replies.chunks(per_key)) {
+                let ttl: i64 = redis::from_redis_value(reply[0].clone())?;
+                // -2: gone meanwhile; -1: no expiry (kept until pruned by hand).
+                let exp = match ttl {
+                    -2 => continue,
+                    -1 => i64::MAX,
+                    ms => now + ms / 1000 + 1,
+                };
+                let value = match reply.get(1) {
+                    Some(v) => redis::from_redis_value::<Option<u64>>(v.clone())?,
+                    None => None,
+                };
+                found.push((key[start.len()..].to_owned(), value, exp));
             }
-            cursor = next;
         }
+        if next == 0 {
+            return Ok(found);
+        }
+        cursor = next;
     }
 }
 

@@ -51,6 +51,16 @@ pub enum MemberError {
 }
 
 impl MemberError {
+    /// A failed insert: `conflict` when it broke a unique constraint (someone else took the
+    /// email or the identity first), else the database error.
+    pub fn unique_or(err: sea_orm::DbErr, conflict: MemberError) -> Self {
+        if crate::store::is_unique_violation(&err) {
+            conflict
+        } else {
+            err.into()
+        }
+    }
+
     fn to_http(&self) -> HttpError {
         use MemberError::*;
         let message = self.to_string();

@@ -128,6 +128,42 @@ impl Recorder {
     }
 }
 
+/// A member (for tokens), the recorder, and a gateway routing every prefix to it with
+/// `env` on top.
+struct Stack {
+    member: Member,
+    recorder: Recorder,
+    gw: service_runtime::RunningService,
+    addr: String,
+}
+
+impl Stack {
+    async fn start(env: &[(&str, &str)]) -> Self {
+        let member = Member::start().await;
+        let recorder = Recorder::start().await;
+        let mut gateway_env = member
+            .gateway_env()
+            .set("GATEWAY_ROUTES", recorder.routes());
+        for (name, value) in env {
+            gateway_env = gateway_env.set(name, *value);
+        }
+        let gw = gateway(&gateway_env).await;
+        let addr = format!("127.0.0.1:{}", gw.addr().port());
+        Self {
+            member,
+            recorder,
+            gw,
+            addr,
+        }
+    }
+
+    async fn stop(self) {
+        self.gw.stop().await;
+        self.recorder.stop().await;
+        self.member.stop().await;
+    }
+}
+
 /// Sends `method target` as written (bytes on the wire, nothing normalised) and returns
 /// the status and body.
 async fn raw(addr: &str, method: &str, target: &[u8], extra: &[(&str, &str)]) -> (u16, String) {
@@ -220,24 +256,16 @@ fn traversals(prefix: &str) -> Vec<Vec<u8>> {
 
 #[tokio::test]
 async fn no_spelling_of_a_path_reaches_anything_but_the_route_it_names() {
-    let member = Member::start().await;
-    let recorder = Recorder::start().await;
-    let gw = gateway(
-        &member
-            .gateway_env()
-            .set("GATEWAY_ROUTES", recorder.routes())
-            .set("GATEWAY_RATE_LIMITS", ""),
-    )
-    .await;
-    let addr = format!("127.0.0.1:{}", gw.addr().port());
-    let token = member.token(42).await;
+    let stack = Stack::start(&[("GATEWAY_RATE_LIMITS", "")]).await;
+    let (addr, recorder) = (&stack.addr, &stack.recorder);
+    let token = stack.member.token(42).await;
     let bearer = format!("Bearer {token}");
     let auth = [("Authorization", bearer.as_str())];
 
     // The canonical path of each route arrives exactly as sent: the test can see through.
     for prefix in PREFIXES {
         let target = format!("{prefix}/7/things?probe=1");
-        let (status, body) = raw(&addr, "GET", target.as_bytes(), &auth).await;
+        let (status, body) = raw(addr, "GET", target.as_bytes(), &auth).await;
         assert_eq!(status, 200, "{target}: {body}");
         let seen = recorder.take();
         assert_eq!(seen.len(), 1, "{target}");
@@ -258,7 +286,7 @@ async fn no_spelling_of_a_path_reaches_anything_but_the_route_it_names() {
                 &["GET"]
             };
             for &method in methods {
-                let (status, body) = raw(&addr, method, &target, &auth).await;
+                let (status, body) = raw(addr, method, &target, &auth).await;
                 let shown = String::from_utf8_lossy(&target).into_owned();
                 let seen = recorder.take();
                 assert!(
@@ -287,26 +315,17 @@ async fn no_spelling_of_a_path_reaches_anything_but_the_route_it_names() {
         }
     }
     assert!(sent > 2000, "only {sent} variants sent");
-    gw.stop().await;
-    recorder.stop().await;
-    member.stop().await;
+    stack.stop().await;
 }
 
 #[tokio::test]
 async fn login_cannot_be_spelled_around_its_rate_limit() {
-    let member = Member::start().await;
-    let recorder = Recorder::start().await;
-    let gw = gateway(
-        &member
-            .gateway_env()
-            .set("GATEWAY_ROUTES", recorder.routes())
-            .set(
-                "GATEWAY_RATE_LIMITS",
-                "POST /api/v1/auth/login=2/60s@ip, /api/v1/**=1000/60s@member",
-            ),
-    )
+    let stack = Stack::start(&[(
+        "GATEWAY_RATE_LIMITS",
+        "POST /api/v1/auth/login=2/60s@ip, /api/v1/**=1000/60s@member",
+    )])
     .await;
-    let addr = format!("127.0.0.1:{}", gw.addr().port());
+    let (addr, recorder) = (stack.addr.as_str(), &stack.recorder);
     for spelled in [
         "/api/v1/auth/./login",
         "/api/v1/auth/login/",
@@ -317,67 +336,51 @@ async fn login_cannot_be_spelled_around_its_rate_limit() {
         "/api/v1/auth/login.",
         "/api/v1/auth/LOGIN/../login",
     ] {
-        let (status, body) = raw(&addr, "POST", spelled.as_bytes(), &[]).await;
+        let (status, body) = raw(addr, "POST", spelled.as_bytes(), &[]).await;
         assert_eq!(status, 400, "{spelled}: {body}");
     }
     assert!(recorder.take().is_empty());
     // The rule still holds on the one spelling that is forwarded.
     for expected in [200, 200, 429] {
-        let (status, _) = raw(&addr, "POST", b"/api/v1/auth/login", &[]).await;
+        let (status, _) = raw(addr, "POST", b"/api/v1/auth/login", &[]).await;
         assert_eq!(status, expected);
     }
     // Lower-case methods are other methods (RFC 9110), never a way around a rule.
-    let (status, body) = raw(&addr, "post", b"/api/v1/auth/login", &[]).await;
+    let (status, body) = raw(addr, "post", b"/api/v1/auth/login", &[]).await;
     assert_eq!(status, 405, "{body}");
     assert_eq!(recorder.take().len(), 2);
-    gw.stop().await;
-    recorder.stop().await;
-    member.stop().await;
+    stack.stop().await;
 }
 
 #[tokio::test]
 async fn trace_connect_and_extension_methods_are_not_forwarded() {
-    let member = Member::start().await;
-    let recorder = Recorder::start().await;
-    let gw = gateway(
-        &member
-            .gateway_env()
-            .set("GATEWAY_ROUTES", recorder.routes()),
-    )
-    .await;
-    let addr = format!("127.0.0.1:{}", gw.addr().port());
+    let stack = Stack::start(&[]).await;
+    let (addr, recorder) = (stack.addr.as_str(), &stack.recorder);
     for method in ["TRACE", "get", "PROPFIND", "FOO"] {
-        let (status, body) = raw(&addr, method, b"/api/v1/posts/1", &[]).await;
+        let (status, body) = raw(addr, method, b"/api/v1/posts/1", &[]).await;
         assert_eq!(status, 405, "{method}: {body}");
         let body: Value = serde_json::from_str(&body).unwrap();
         assert_eq!(body["code"], "method_not_allowed");
     }
     // HEAD on a public GET route is public too.
-    let (status, _) = raw(&addr, "HEAD", b"/api/v1/posts/1", &[]).await;
+    let (status, _) = raw(addr, "HEAD", b"/api/v1/posts/1", &[]).await;
     assert_eq!(status, 200);
     assert_eq!(recorder.take().len(), 1);
-    gw.stop().await;
-    recorder.stop().await;
-    member.stop().await;
+    stack.stop().await;
 }
 
 #[tokio::test]
 async fn only_forwarded_for_entries_from_trusted_proxies_are_believed_or_passed_on() {
-    let member = Member::start().await;
-    let recorder = Recorder::start().await;
-    let gw = gateway(
-        &member
-            .gateway_env()
-            .set("GATEWAY_ROUTES", recorder.routes())
-            .set("TRUSTED_PROXIES", "127.0.0.1/32")
-            .set("GATEWAY_RATE_LIMITS", "GET /api/v1/posts/**=2/60s@ip"),
-    )
+    let stack = Stack::start(&[
+        ("TRUSTED_PROXIES", "127.0.0.1/32"),
+        ("GATEWAY_RATE_LIMITS", "GET /api/v1/posts/**=2/60s@ip"),
+    ])
     .await;
-    let addr = format!("127.0.0.1:{}", gw.addr().port());
+    let (addr, recorder) = (stack.addr.as_str(), &stack.recorder);
     // A trusted proxy on loopback appended 203.0.113.7; the client wrote the rest.
     let spoofed = |first: &'static str| [("X-Forwarded-For", first)];
     let (status, _) = raw(
-        &addr,
+        addr,
         "GET",
         b"/api/v1/posts/1",
         &spoofed("6.6.6.6, 203.0.113.7"),
@@ -391,7 +394,7 @@ async fn only_forwarded_for_entries_from_trusted_proxies_are_believed_or_passed_
     );
     // Changing what the client wrote does not give it a new rate-limit bucket.
     let (status, _) = raw(
-        &addr,
+        addr,
         "GET",
         b"/api/v1/posts/1",
         &spoofed("7.7.7.7, 203.0.113.7"),
@@ -399,7 +402,7 @@ async fn only_forwarded_for_entries_from_trusted_proxies_are_believed_or_passed_
     .await;
     assert_eq!(status, 200);
     let (status, _) = raw(
-        &addr,
+        addr,
         "GET",
         b"/api/v1/posts/1",
         &spoofed("8.8.8.8, 203.0.113.7"),
@@ -407,9 +410,7 @@ async fn only_forwarded_for_entries_from_trusted_proxies_are_believed_or_passed_
     .await;
     assert_eq!(status, 429);
     // Another client behind the same proxy has its own.
-    let (status, _) = raw(&addr, "GET", b"/api/v1/posts/1", &spoofed("203.0.113.8")).await;
+    let (status, _) = raw(addr, "GET", b"/api/v1/posts/1", &spoofed("203.0.113.8")).await;
     assert_eq!(status, 200);
-    gw.stop().await;
-    recorder.stop().await;
-    member.stop().await;
+    stack.stop().await;
 }

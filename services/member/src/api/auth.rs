@@ -21,7 +21,7 @@ use crate::domain::refresh::Rotation;
 use crate::domain::tokens::{TokenPair, role_of};
 use crate::error::{MemberError, Result};
 use crate::state::AppState;
-use crate::store::{self, members};
+use crate::store::members;
 
 #[derive(Deserialize, ToSchema)]
 pub struct RegisterRequest {
@@ -68,13 +68,7 @@ pub async fn register(
         },
     )
     .await
-    .map_err(|e| {
-        if store::is_unique_violation(&e) {
-            MemberError::EmailTaken
-        } else {
-            e.into()
-        }
-    })?;
+    .map_err(|e| MemberError::unique_or(e, MemberError::EmailTaken))?;
     let event = EventEnvelope::new(
         EventType::MemberCreate,
         member.id,

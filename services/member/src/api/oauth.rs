@@ -27,7 +27,7 @@ use crate::domain::profile::{Email, Nickname};
 use crate::domain::tokens::{TokenPair, role_of};
 use crate::error::{MemberError, Result};
 use crate::state::AppState;
-use crate::store::{self, members, oauth_accounts};
+use crate::store::{members, oauth_accounts};
 
 /// How long a started login may take to come back (the state and the flow cookie).
 const STATE_TTL_SECONDS: u64 = 600;
@@ -402,11 +402,10 @@ async fn link_identity(
     )
     .await
     .map_err(|e| {
-        if store::is_unique_violation(&e) {
-            MemberError::ProviderAlreadyLinked(provider.as_str().to_owned())
-        } else {
-            e.into()
-        }
+        MemberError::unique_or(
+            e,
+            MemberError::ProviderAlreadyLinked(provider.as_str().to_owned()),
+        )
     })?;
     Ok(())
 }
@@ -513,14 +512,8 @@ async fn resolve(
         },
     )
     .await
-    .map_err(|e| {
-        // Someone registered the address since we looked: start again (it now links).
-        if store::is_unique_violation(&e) {
-            MemberError::EmailTaken
-        } else {
-            e.into()
-        }
-    })?;
+    // Someone registered the address since we looked: start again (it now links).
+    .map_err(|e| MemberError::unique_or(e, MemberError::EmailTaken))?;
     link_identity(txn, provider, identity, member.id).await?;
     let event = EventEnvelope::new(
         EventType::MemberCreate,
