@@ -192,10 +192,7 @@ impl AdminGuard {
 
     /// Whether `ip` (the client, as [`TrustedProxies`] works it out) may use admin routes.
     pub fn allows(&self, ip: IpAddr) -> bool {
-        let ip = match ip {
-            IpAddr::V6(v6) => v6.to_ipv4_mapped().map_or(IpAddr::V6(v6), IpAddr::V4),
-            v4 => v4,
-        };
+        let ip = service_runtime::client_ip::canonical(ip);
         self.allowed.iter().any(|net| net.contains(&ip))
     }
 

@@ -435,12 +435,7 @@ mod tests {
     #![allow(clippy::unwrap_used)]
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use test_harness::vars as env;
 
     #[test]
     fn a_token_for_one_callee_verifies_there_and_nowhere_else() {

@@ -270,16 +270,10 @@ pub fn backoff(attempt: u32, base: Duration, max: Duration) -> Duration {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use test_harness::vars as env;
 
     #[test]
     fn producer_defaults_follow_the_seed() {

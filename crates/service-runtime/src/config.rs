@@ -345,12 +345,7 @@ pub fn telemetry_from_env(
 mod tests {
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use test_harness::vars as env;
 
     #[test]
     fn defaults_run_locally_with_nothing_set() {

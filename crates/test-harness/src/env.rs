@@ -17,6 +17,14 @@ fn from_env(name: &str, default: &str) -> String {
         .unwrap_or_else(|| default.to_owned())
 }
 
+/// Exactly these variables and no others, for unit tests of configuration parsing.
+pub fn vars(pairs: &[(&str, &str)]) -> HashMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+        .collect()
+}
+
 /// A short random suffix for names (lower-case hex).
 pub fn unique_suffix() -> String {
     uuid::Uuid::new_v4().simple().to_string()[..12].to_owned()

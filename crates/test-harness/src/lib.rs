@@ -15,7 +15,7 @@ pub mod platform;
 mod process;
 
 pub use broker::{Engine, TansuBroker};
-pub use env::{TestEnv, closed_port, unique_suffix};
+pub use env::{TestEnv, closed_port, unique_suffix, vars};
 pub use mongo::MongoServer;
 pub use process::ServiceProcess;
 

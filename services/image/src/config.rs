@@ -165,16 +165,10 @@ impl StoreSettings {
 
 #[cfg(test)]
 mod tests {
-    use std::collections::HashMap;
 
     use super::*;
 
-    fn env(pairs: &[(&str, &str)]) -> HashMap<String, String> {
-        pairs
-            .iter()
-            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
-            .collect()
-    }
+    use test_harness::vars as env;
 
     #[test]
     fn runs_locally_with_nothing_set() {
